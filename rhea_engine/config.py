@@ -1,0 +1,318 @@
+"""TrainConfig: the frozen run configuration, TOML loading and `--set key=value` parsing.
+
+Keys are the upstream `parms` names so existing settings carry over; Rhea's own keys
+(optimizer, compile, autocast, num_threads, ...) follow them. Sources, later wins:
+defaults < config file < CLI shortcuts < --set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rhea_engine.errors import ConfigError
+
+ACTIVATIONS = ("leaky_relu", "relu", "gelu", "silu", "tanh")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+LEPTON_CONSERVATION = ("none", "direct", "ymatrix")
+TASK_WEIGHTINGS = ("fixed", "learned", "pcgrad")
+TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
+HEADS = ("shared", "stability", "growthrate", "density", "flux")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run. Field names are the upstream parms keys."""
+
+    # data
+    database_list: tuple[str, ...] = ()
+    stable_database_list: tuple[str, ...] = ()
+    NF: int = 3
+    test_size: float = 0.1
+    samples_per_database: int = -1  # -1: all rows; else the first N rows of each file
+    random_samples_per_database: int = -1  # -1: all rows; else N rows drawn at random
+    do_augment_permutation: bool = False
+    # loop
+    epoch_num_samples: int = 200_000
+    batch_size: int = 4096
+    epochs: int = 100
+    output_every: int = 10
+    random_seed: int = 42
+    # optimizer and schedule
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    amsgrad: bool = False
+    warmup_iters: int = 10
+    patience: int = 20
+    cooldown: int = 10
+    factor: float = 0.5
+    min_lr: float = 0.0
+    # network
+    width_shared: int = 64
+    width_stability: int = 32
+    width_growthrate: int = 32
+    width_density: int = 32
+    width_flux: int = 32
+    nhidden_shared: int = 1
+    nhidden_stability: int = 1
+    nhidden_growthrate: int = 1
+    nhidden_density: int = 1
+    nhidden_flux: int = 1
+    dropout_probability: float = 0.0
+    do_batchnorm: bool = True
+    do_fdotu: bool = True
+    activation: str = "leaky_relu"
+    average_heavies_in_final_state: bool = True
+    conserve_lepton_number: str = "direct"
+    do_unphysical_check: bool = True
+    # losses
+    loss_multiplier_stable: float = 1.0
+    loss_multiplier_ndens: float = 1.0
+    loss_multiplier_fluxmag: float = 1.0
+    loss_multiplier_direction: float = 1.0
+    loss_multiplier_growthrate: float = 1.0
+    loss_multiplier_unphysical: float = 10.0
+    task_weighting: str = "fixed"
+    # execution
+    device: str = "auto"
+    num_threads: int = 0  # 0: torch's default
+    compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
+    autocast_bf16: bool = False  # bf16 autocast of the trunk (CUDA only)
+    heartbeat_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return from_dict({**self.to_dict(), **changes})
+
+    def width(self, head: str) -> int:
+        return int(getattr(self, f"width_{head}"))
+
+    def nhidden(self, head: str) -> int:
+        return int(getattr(self, f"nhidden_{head}"))
+
+    def loss_multiplier(self, task: str) -> float:
+        name = "stable" if task == "stability" else task
+        return float(getattr(self, f"loss_multiplier_{name}"))
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def keys() -> list[str]:
+    """All accepted config keys, in declaration order."""
+    return list(_FIELDS)
+
+
+def default_config() -> TrainConfig:
+    return TrainConfig()
+
+
+def key_type(key: str) -> type:
+    """The scalar type of a key: bool, int, float, str, or tuple for file lists."""
+    _check_key(key)
+    hint = _HINTS[key]
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    return hint  # type: ignore[no-any-return]
+
+
+def _check_key(key: str) -> None:
+    if key not in _FIELDS:
+        close = [k for k in _FIELDS if k.lower() == key.lower() or key in k][:5]
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"Unknown config key '{key}'.{hint} Accepted keys: {', '.join(_FIELDS)}."
+        )
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Turn a value (often a string from the command line or TOML) into the key's type."""
+    kind = key_type(key)
+    try:
+        if kind is tuple:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, Iterable):
+                return tuple(str(v) for v in value)
+            raise ValueError
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+                return False
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                text = value.strip().replace("_", "")
+                as_float = float(text)
+                if not as_float.is_integer():
+                    raise ValueError
+                return int(as_float)
+            raise ValueError
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if math.isnan(number):
+                raise ValueError
+            return number
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value.strip()
+    except (ValueError, TypeError):
+        pass
+    name = {tuple: "a comma-separated list of paths", bool: "true or false"}.get(
+        kind, f"a{'n' if kind is int else ''} {kind.__name__}"
+    )
+    raise ConfigError(f"Config key '{key}' expects {name}; got {value!r}.")
+
+
+def from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """Build a validated TrainConfig; unknown keys and ill-typed values are ConfigErrors."""
+    typed = {}
+    for key, value in values.items():
+        _check_key(key)
+        typed[key] = coerce(key, value)
+    return TrainConfig(**typed)
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"Config key '{key}' must be one of {', '.join(allowed)}; got '{value}'."
+        )
+
+
+def _validate(cfg: TrainConfig) -> None:
+    _choice("activation", cfg.activation, ACTIVATIONS)
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    _choice("conserve_lepton_number", cfg.conserve_lepton_number, LEPTON_CONSERVATION)
+    _choice("task_weighting", cfg.task_weighting, TASK_WEIGHTINGS)
+    if not _DEVICE_RE.match(cfg.device):
+        raise ConfigError(
+            f"Config key 'device' must be auto, cpu, cuda or cuda:N; got '{cfg.device}'."
+        )
+    positive_ints = ["epoch_num_samples", "batch_size", "epochs", "output_every", "NF"]
+    positive_ints += [f"width_{h}" for h in HEADS]
+    for key in positive_ints:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"Config key '{key}' must be at least 1; got {getattr(cfg, key)}.")
+    for key in [f"nhidden_{h}" for h in HEADS] + ["warmup_iters", "patience", "cooldown", "num_threads"]:
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"Config key '{key}' must be 0 or more; got {getattr(cfg, key)}.")
+    if cfg.NF not in (2, 3):
+        raise ConfigError(f"Config key 'NF' must be 2 or 3; got {cfg.NF}.")
+    if not 0.0 < cfg.test_size < 1.0:
+        raise ConfigError(f"Config key 'test_size' must lie strictly between 0 and 1; got {cfg.test_size}.")
+    if not 0.0 <= cfg.dropout_probability < 1.0:
+        raise ConfigError(
+            f"Config key 'dropout_probability' must lie in [0, 1); got {cfg.dropout_probability}."
+        )
+    if not cfg.learning_rate > 0:
+        raise ConfigError(f"Config key 'learning_rate' must be positive; got {cfg.learning_rate}.")
+    if not 0.0 < cfg.factor < 1.0:
+        raise ConfigError(f"Config key 'factor' must lie strictly between 0 and 1; got {cfg.factor}.")
+    for key in ["weight_decay", "min_lr"] + [f"loss_multiplier_{t}" for t in
+                                              ("stable", "ndens", "fluxmag", "direction", "growthrate", "unphysical")]:
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"Config key '{key}' must be 0 or more; got {getattr(cfg, key)}.")
+    if cfg.heartbeat_seconds <= 0:
+        raise ConfigError(f"Config key 'heartbeat_seconds' must be positive; got {cfg.heartbeat_seconds}.")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file (flat keys, or under a [train] table)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"Config file '{file}' does not exist or is not a file.")
+    try:
+        data = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file '{file}' is not valid TOML: {exc}.") from exc
+    if "train" in data and isinstance(data["train"], dict):
+        data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
+    for key in data:
+        _check_key(key)
+    return data
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """Parse `key=value` strings into typed values, checking each key."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value; got '{item}'.")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        _check_key(key)
+        out[key] = coerce(key, value)
+    return out
+
+
+SHORTCUTS = {
+    "lr": ("learning_rate",),
+    "epochs": ("epochs",),
+    "batch_size": ("batch_size",),
+    "seed": ("random_seed",),
+    "device": ("device",),
+    "width": tuple(f"width_{h}" for h in HEADS),
+    "nhidden": tuple(f"nhidden_{h}" for h in HEADS),
+    "data": ("database_list",),
+    "stable_data": ("stable_database_list",),
+}
+
+
+def expand_shortcuts(shortcuts: Mapping[str, Any]) -> dict[str, Any]:
+    """Map CLI shortcut values (None = not given) onto config keys."""
+    out: dict[str, Any] = {}
+    for name, value in shortcuts.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        for key in SHORTCUTS[name]:
+            out[key] = coerce(key, value)
+    return out
+
+
+def resolve(
+    config_file: str | Path | None = None,
+    shortcuts: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """defaults < base < config file < CLI shortcuts < --set, validated."""
+    values: dict[str, Any] = dict(base or {})
+    if config_file is not None:
+        values.update(load_toml(config_file))
+    values.update(expand_shortcuts(shortcuts or {}))
+    values.update(parse_set(sets))
+    return from_dict(values)

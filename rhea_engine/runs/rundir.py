@@ -1,0 +1,192 @@
+"""The run directory: config.json, events.jsonl (append-only), stdout.log, checkpoints/.
+
+A training process writes only its own run directory and never opens runs.db; front ends
+ingest events.jsonl into SQLite. One JSON object per line, always with "type" and "t"
+(unix seconds). Event types and their fields:
+
+    start       pid, host, device, total_epochs, git_commit, git_dirty, data (list of
+                {"path", "sha256", "kind"}), slurm_job_id (or null), resumed_from_epoch
+    epoch       epoch (1-based), metrics {name: float}   (names as in DESIGN.md §3)
+    heartbeat   epoch (last finished, 0 before the first)
+    checkpoint  epoch, path (relative to the run directory), kind ("periodic"|"best"|"final"|"stop")
+    evaluation  results {name: float}  (final evaluation: model vs Box3D vs identity)
+    status      status ("running"|"completed"|"failed"|"diverged"|"stopped"|"lost"|...),
+                plus, where they apply: error (one paragraph), traceback, epoch, task
+    log         message
+
+A line is written whole with one write() of bytes ending in "\\n" on a file opened with
+O_APPEND, then flushed, so a reader never sees half an object except a torn last line,
+which it leaves for the next read (see `read_events`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rhea_engine.errors import RunError
+
+CONFIG_FILE = "config.json"
+EVENTS_FILE = "events.jsonl"
+STDOUT_FILE = "stdout.log"
+CHECKPOINT_DIR = "checkpoints"
+RUNS_DIR = "runs"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is a short typeable handle that can never escape the runs folder."""
+    if not _NAME_RE.match(name) or name in (".", "..") or ".." in name:
+        raise RunError(
+            f"'{name}' is not a valid run name: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (for example 'lr-sweep-3')."
+        )
+    return name
+
+
+def run_dir(home: str | Path, name: str) -> Path:
+    """The directory of run `name` under `home`/runs, refusing names that escape it."""
+    check_run_name(name)
+    root = (Path(home) / RUNS_DIR).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise RunError(f"Run name '{name}' would leave the runs folder {root}.")
+    return path
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe: non-finite floats become strings ('nan', 'inf', '-inf')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_float(value: Any) -> float:
+    """Inverse of `_clean` for metric values read back from events."""
+    if isinstance(value, str):
+        return float(value)
+    return float(value)
+
+
+class RunWriter:
+    """Appends events to one run directory. Used by the training process only."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": type_, "t": time.time(), **_clean(fields)}
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        os.write(self._fd, line)
+        return event
+
+    def start(self, **fields: Any) -> None:
+        fields.setdefault("pid", os.getpid())
+        fields.setdefault("host", socket.gethostname())
+        fields.setdefault("slurm_job_id", os.environ.get("SLURM_JOB_ID"))
+        self.emit("start", **fields)
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.emit("epoch", epoch=epoch, metrics=metrics)
+
+    def heartbeat(self, epoch: int) -> None:
+        self.emit("heartbeat", epoch=epoch)
+
+    def checkpoint(self, epoch: int, path: str | Path, kind: str) -> None:
+        rel = os.path.relpath(Path(path).resolve(), self.path.resolve())
+        self.emit("checkpoint", epoch=epoch, path=rel, kind=kind)
+
+    def evaluation(self, results: dict[str, float]) -> None:
+        self.emit("evaluation", results=results)
+
+    def status(self, status: str, **fields: Any) -> None:
+        self.emit("status", status=status, **fields)
+
+    def log(self, message: str) -> None:
+        self.emit("log", message=message)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class EventChunk:
+    events: list[dict[str, Any]]
+    end_offset: int  # byte offset just past the last complete line read
+
+
+def read_events(path: str | Path, offset: int = 0) -> EventChunk:
+    """Read complete event lines from byte `offset`; a torn last line is left for later.
+
+    A line that is complete but not valid JSON (a crash mid-write cannot make one, but a
+    hand edit can) is skipped, so one bad line never blocks a run's later events.
+    """
+    file = Path(path) / EVENTS_FILE if Path(path).is_dir() else Path(path)
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return EventChunk([], offset)
+    end = data.rfind(b"\n")
+    if end < 0:
+        return EventChunk([], offset)
+    events = []
+    for raw in data[: end + 1].splitlines():
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(event, dict) and "type" in event:
+            events.append(event)
+    return EventChunk(events, offset + end + 1)
+
+
+def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
+    yield from read_events(path).events
+
+
+def write_config(path: str | Path, config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+    """Write config.json atomically (temp file + rename): {"config": {...}, "meta": {...}}."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps({"config": config, "meta": meta or {}}, indent=2, sort_keys=True))
+    os.replace(tmp, directory / CONFIG_FILE)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Return {"config": {...}, "meta": {...}} of a run directory."""
+    file = Path(path) / CONFIG_FILE
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError as exc:
+        raise RunError(f"The run directory {path} has no {CONFIG_FILE}.") from exc
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{file} is not valid JSON ({exc}); the run directory is damaged.") from exc
+    return data  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Rhea's front ends: the `rhea` command line and the Textual app."""
