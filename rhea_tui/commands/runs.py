@@ -1,9 +1,311 @@
-"""CLI commands: runs (to be filled)."""
+"""CLI commands for runs: run, ls, show, stop, resume, rm, db rebuild."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
+
+db_app = typer.Typer(help="Maintain runs.db.\n\nExample: rhea db rebuild", no_args_is_help=True)
+
+
+def _store(home: Path | None, create: bool = False) -> Any:
+    from rhea_engine.errors import StoreError
+    from rhea_engine.runs.store import Store
+
+    path = resolve_home(home)
+    if not path.is_dir():
+        if not create:
+            raise StoreError(f"The Rhea home {path} does not exist; give --home or set RHEA_HOME.")
+        path.mkdir(parents=True)
+    if not create and not (path / "runs.db").exists() and not (path / "runs").is_dir():
+        raise StoreError(
+            f"{path} is not a Rhea home yet (no runs.db or runs/); start a run there with "
+            "`rhea run`, or give --home or set RHEA_HOME."
+        )
+    store = Store(path)
+    store.ingest()
+    return store
+
+
+def run(
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (learning_rate).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width of every head (width_*).")] = None,
+    nhidden: Annotated[int | None, typer.Option(help="Hidden layers of every head (nhidden_*).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (random_seed).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", help="Asymptotic HDF5 file (repeatable).")] = None,
+    stable_data: Annotated[list[Path] | None, typer.Option("--stable-data", help="Stability HDF5 file (repeatable).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="key=value for any config key (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name (default run1, run2, ...).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start in the background and print the handle.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Train one model. Without --data, uses a synthetic data set generated once into <home>/data/.
+
+    Example: rhea run --lr 1e-4 --epochs 20 --width 64 --name first-try
+    """
+    from rhea_engine import config as config_mod
+    from rhea_engine.errors import DataError, RunError
+    from rhea_engine.runs import launch, preflight
+    from rhea_engine.runs.rundir import check_run_name
+
+    shortcuts = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "width": width,
+                 "nhidden": nhidden, "seed": seed, "device": device,
+                 "data": [str(p) for p in data or []], "stable_data": [str(p) for p in stable_data or []]}
+    cfg = config_mod.resolve(config, shortcuts, sets or [])
+    if name is not None:
+        check_run_name(name)
+    database_list = preflight.check_data_files(cfg.database_list, "--data", "asymptotic")
+    stable_list = preflight.check_data_files(cfg.stable_database_list, "--stable-data", "stable")
+    if bool(database_list) != bool(stable_list):
+        raise DataError(
+            "Training needs both asymptotic files (--data) and stability files (--stable-data); "
+            "give both, or neither to use the default synthetic data set."
+        )
+    preflight.check_device(cfg.device)
+    store = _store(home, create=True)
+    if name is not None and any(r.name == name for r in store.list_runs()):
+        raise RunError(f"A run named '{name}' already exists; choose another --name.")
+    if not database_list and not stable_list:
+        database_list, stable_list = _default_data(store.home)
+    cfg = cfg.replace(database_list=database_list, stable_database_list=stable_list)
+    row = store.create_run(cfg.to_dict(), name=name, status="queued")
+    process = launch.start_worker(store, row.name)
+    if detach:
+        console.print(row.name)
+        return
+    _follow(store, row.name, process, cfg.epochs)
+
+
+def _default_data(home: Path) -> tuple[list[str], list[str]]:
+    from rich.progress import Progress
+
+    from rhea_engine.runs import defaults
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("Checking the default synthetic data set", total=1.0)
+
+        def report(message: str, fraction: float) -> None:
+            progress.update(task, description=message, completed=fraction)
+
+        asymptotic, stable, made = defaults.default_data(home, progress=report)
+    if made:
+        err_console.print(f"Generated the default synthetic data set in {home / defaults.DATA_DIR}.")
+    return asymptotic, stable
+
+
+def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: bool = False) -> None:
+    """Show a progress bar and a line per epoch until the worker ends; exit by its status."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rhea_engine.errors import DivergedError, RunError
+    from rhea_engine.runs import launch
+    from rhea_tui.commands import _runs_render as render
+
+    interrupted = False
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"{handle} starting", total=total)
+
+        def on_event(event: dict[str, Any]) -> None:
+            nonlocal total
+            kind = event.get("type")
+            if kind == "start":
+                total = event.get("total_epochs") or total
+                done = event.get("resumed_from_epoch") or 0
+                progress.update(task, total=total, completed=done, description=f"{handle} on {event.get('device', '?')}")
+            elif kind == "epoch":
+                progress.update(task, completed=event.get("epoch"))
+                progress.console.print(render.epoch_line(event, total))
+            elif kind == "log":
+                progress.console.print(f"[dim]{event.get('message', '')}[/dim]")
+
+        def on_forward(count: int) -> None:
+            nonlocal interrupted
+            interrupted = True
+            progress.console.print(
+                "[yellow]Stopping: the worker writes a checkpoint and ends as stopped.[/yellow]"
+                if count == 1 else "[yellow]Still waiting for the worker to stop.[/yellow]"
+            )
+
+        with launch.forward_interrupts(process, on_forward):
+            row = launch.follow(store, handle, process, on_event)
+    console.print(render.run_details(row, store.metrics(handle), _defaults()))
+    if row.status == "completed":
+        return
+    if row.status == "stopped":
+        console.print(f"Run {handle} stopped at epoch {row.last_epoch or 0}; continue it with "
+                      f"`rhea resume {handle}`.")
+        raise typer.Exit(130 if interrupted else 0)
+    if row.status == "diverged":
+        raise DivergedError(row.fail_epoch or row.last_epoch or 0, row.fail_task or "?", row.error)
+    raise RunError(
+        f"Run {handle} ended as {row.status}: {row.error or 'no error message was recorded'} "
+        f"(details: `rhea show {handle}`, output: {row.path / 'stdout.log'})."
+    )
+
+
+def _defaults() -> dict[str, Any]:
+    from rhea_engine.config import default_config
+
+    return default_config().to_dict()
+
+
+def ls(
+    sweep: Annotated[str | None, typer.Option(help="Only the runs of this sweep.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    sort: Annotated[str | None, typer.Option(help="Sort by: test_loss, train_loss, best_test_loss, eln, lr, epoch, ...")] = None,
+    descending: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """List runs with their status and latest metrics.
+
+    Example: rhea ls --sweep lr-scan --sort test_loss
+    """
+    from rhea_tui.commands import _runs_render as render
+
+    rows = _store(home).list_runs(sweep=sweep, status=status, sort=sort, descending=descending)
+    if as_json:
+        print(json.dumps([render.row_json(r) for r in rows], indent=2))
+    elif not rows:
+        err_console.print("No runs yet. Start one with `rhea run`.")
+    else:
+        console.print(render.runs_table(rows))
+
+
+def show(
+    handle: Annotated[str, typer.Argument(metavar="RUN", help="Run handle (run3 or a --name).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Show one run: config, status, errors, metrics, checkpoints, final evaluation.
+
+    Example: rhea show run3
+    """
+    from rhea_tui.commands import _runs_render as render
+
+    store = _store(home)
+    row = store.get_run(handle)
+    series = store.metrics(row.name)
+    if as_json:
+        out = render.row_json(row, full=True)
+        out["metrics"] = {name: points[-1][1] for name, points in series.items()}
+        print(json.dumps(out, indent=2, default=str))
+        return
+    console.print(render.run_details(row, series, _defaults()))
+
+
+def stop(
+    handles: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the worker to end (0: don't).")] = 60.0,
+    home: HomeOpt = None,
+) -> None:
+    """Stop runs: the worker writes a checkpoint and ends as stopped.
+
+    Example: rhea stop run3
+    """
+    from rhea_engine.runs import launch
+
+    store = _store(home)
+    rows = [r for r in store.resolve_handles(handles) if not r.is_final or len(handles) == 1]
+    for row in rows:
+        done = launch.stop_run(store, row)
+        console.print(f"{row.name}: {done}")
+    for row in rows:
+        if wait > 0:
+            final = launch.wait_final(store, row.name, wait)
+            console.print(f"{row.name}: {final.status}" + ("" if final.is_final else " (still stopping)"))
+
+
+def resume(
+    handle: Annotated[str, typer.Argument(metavar="RUN", help="Run handle.")],
+    detach: Annotated[bool, typer.Option("--detach", help="Continue in the background.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Continue a stopped, lost or failed run from its last checkpoint.
+
+    Example: rhea resume run3 --detach
+    """
+    from rhea_engine.errors import RunError
+    from rhea_engine.runs import launch
+
+    store = _store(home)
+    row = store.get_run(handle)
+    if row.status in ("running", "queued") or row.status == "completed":
+        raise RunError(f"Run '{row.name}' is {row.status}; only a stopped, lost, failed or diverged run can be resumed.")
+    if not row.checkpoints:
+        raise RunError(f"Run '{row.name}' has no checkpoint to continue from; start a new run instead.")
+    process = launch.start_worker(store, row.name, resume=True)
+    if detach:
+        console.print(row.name)
+        return
+    _follow(store, row.name, process, row.total_epochs or row.config.get("epochs"), resumed=True)
+
+
+def rm(
+    handles: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Delete runs: their rows in runs.db and their directories (checkpoints included).
+
+    Example: rhea rm run3 --yes
+    """
+    from rhea_engine.errors import RunError
+
+    store = _store(home)
+    rows = store.resolve_handles(handles)
+    names = ", ".join(r.name for r in rows)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise RunError(f"Deleting {names} cannot be undone; add --yes to confirm.")
+        if not typer.confirm(f"Delete {names} and their directories?", default=False):
+            raise typer.Exit(1)
+    for row in rows:
+        store.delete_run(row.name)
+        console.print(f"Deleted {row.name}.")
+
+
+@db_app.command("rebuild")
+@handle_errors
+def db_rebuild(home: HomeOpt = None) -> None:
+    """Recreate runs.db from the run directories (config.json and events.jsonl).
+
+    Example: rhea db rebuild --home ~/ffi
+    """
+    from rhea_engine.errors import StoreError
+    from rhea_engine.runs.store import DB_FILE, Store
+
+    path = resolve_home(home)
+    if not path.is_dir():
+        raise StoreError(f"The Rhea home {path} does not exist; give --home or set RHEA_HOME.")
+    try:
+        store = Store(path)
+    except StoreError:
+        aside = path / f"{DB_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("", "-wal", "-shm"):
+            source = path / (DB_FILE + suffix)
+            if source.exists():
+                source.rename(Path(str(aside) + suffix))
+        err_console.print(f"runs.db could not be opened; moved it aside to {aside}.")
+        store = Store(path)
+    count = store.rebuild()
+    console.print(f"Rebuilt {store.path} from {count} run directories.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    for command in (run, ls, show, stop, resume, rm):
+        app.command(command.__name__)(handle_errors(command))
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,90 @@
+"""Checkpoint files: plain dicts saved atomically, loaded with `weights_only=True`.
+
+A run directory keeps `checkpoints/epoch_{N:05d}.pt` (every `output_every` epochs and at
+the end), `checkpoints/best.pt` (lowest test loss so far) and `checkpoints/last.pt` (the
+most recent state: periodic, final or stop). Each file is one dict with the keys
+`format`, `model`, `optimizer`, `scheduler`, `task_weights`, `config`, `epoch`,
+`best_test_loss`, `rng` (tensors only) and `kind`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rhea_engine.errors import RunError
+
+FORMAT = "rhea-checkpoint-1"
+CHECKPOINT_DIR = "checkpoints"
+_EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def epoch_path(directory: str | Path, epoch: int) -> Path:
+    return Path(directory) / f"epoch_{epoch:05d}.pt"
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
+    """Write `ckpt` to `path` atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a Rhea checkpoint safely; anything else is a clear RunError."""
+    file = Path(path)
+    if not file.is_file():
+        raise RunError(f"Checkpoint '{file}' does not exist.")
+    try:
+        ckpt = torch.load(file, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+            AttributeError, ValueError) as exc:
+        raise RunError(
+            f"'{file}' could not be read as a Rhea checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). It may be damaged, "
+            "truncated, or not a checkpoint written by Rhea."
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+        raise RunError(
+            f"'{file}' is not a Rhea checkpoint (expected a dict with format '{FORMAT}'). "
+            "Upstream model files can be brought in with `rhea import`."
+        )
+    return ckpt
+
+
+def _peek_epoch(path: Path) -> int:
+    try:
+        return int(load_checkpoint(path)["epoch"])
+    except (RunError, KeyError, TypeError, ValueError):
+        return -1
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The readable checkpoint of `run_dir` with the highest epoch (last.pt wins ties)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return None
+    candidates: list[Path] = []
+    epochs = sorted(
+        (int(m.group(1)), p) for p in directory.iterdir() if (m := _EPOCH_RE.match(p.name))
+    )
+    if epochs:
+        candidates.append(epochs[-1][1])
+    for name in ("best.pt", "last.pt"):
+        if (directory / name).is_file():
+            candidates.append(directory / name)
+    best: tuple[int, int, Path] | None = None
+    for rank, path in enumerate(candidates):
+        epoch = _peek_epoch(path)
+        if epoch >= 0 and (best is None or (epoch, rank) > best[:2]):
+            best = (epoch, rank, path)
+    return best[2] if best else None

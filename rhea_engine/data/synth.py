@@ -1,0 +1,288 @@
+"""Synthetic FFI data (PHYSICS.md §8): sampled four-fluxes, crossing labels, Box3D final states."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rhea_engine.data.schema import F4_FINAL, F4_INITIAL, GROWTH_RATE, NF, STABLE, FloatArray
+from rhea_engine.errors import DataError
+from rhea_engine.physics.box import box3d
+from rhea_engine.physics.crossing import crossing_test
+from rhea_engine.physics.quadrature import MIXING_ORDER, STABILITY_ORDER
+
+#: Families of sampled states, in code order, with their share of the samples.
+FAMILIES = ("isotropic", "single_species", "skewed", "merger", "random")
+FAMILY_WEIGHTS = (0.10, 0.10, 0.25, 0.30, 0.25)
+#: Upstream training cut on the flux factor.
+MAX_FLUX_FACTOR = 0.9
+LOG10_NTOT_RANGE = (30.0, 35.0)
+#: Skewed family: |ln(n_nubar_e / n_nu_e)| is below this.
+SKEWED_LOG_RATIO = 0.08
+#: Samples per random-number block: the output for a seed does not depend on the chunk size,
+#: and the first n samples of a larger request are the same samples.
+BLOCK = 4096
+DEFAULT_CHUNK = 4 * BLOCK
+NUM_FLAVORS = 3
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SynthSamples:
+    """Generated rows: initial/final four-flux, growth rate (0 if stable), label, family code."""
+
+    F4_initial: FloatArray = field(repr=False)
+    F4_final: FloatArray = field(repr=False)
+    growth_rate: FloatArray = field(repr=False)
+    stable: FloatArray = field(repr=False)
+    family: NDArray[np.int8] = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.F4_initial.shape[0])
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What `synth_to_dir` wrote: paths, row counts and the unstable fraction per family."""
+
+    asymptotic_path: Path
+    stable_path: Path
+    n: int
+    n_unstable: int
+    fractions: dict[str, float]
+    counts: dict[str, int]
+    seed: int
+
+
+def _unit_vectors(rng: np.random.Generator, n: int) -> FloatArray:
+    """Directions uniform on the sphere, shape [n, 3]."""
+    cos_theta = rng.uniform(-1.0, 1.0, n)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    sin_theta = np.sqrt(1.0 - cos_theta**2)
+    return np.stack([sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta], axis=1)
+
+
+def _block(seed: int, index: int, n: int) -> tuple[FloatArray, NDArray[np.int8]]:
+    """Initial four-fluxes [n, 4, 2, 3] and family codes of one random-number block."""
+    rng = np.random.default_rng([seed, index])
+    family = rng.choice(len(FAMILIES), size=n, p=FAMILY_WEIGHTS).astype(np.int8)
+    total = 10.0 ** rng.uniform(*LOG10_NTOT_RANGE, n)
+    # Three base species: nu_e, nubar_e and one heavy species (all four heavies identical).
+    shares = rng.uniform(0.0, 1.0, (n, 3))  # nu_e, nubar_e, the four heavies together
+    shares /= shares.sum(axis=1, keepdims=True)
+    # Flux vectors uniform in the ball |F| <= 0.9 N: the "fully random" family.
+    f = MAX_FLUX_FACTOR * rng.uniform(0.0, 1.0, (n, 3)) ** (1.0 / 3.0)
+    direction = np.stack([_unit_vectors(rng, n) for _ in range(3)], axis=1)  # [n, species, 3]
+    # Draws used by single families, made for every row so that all blocks consume alike.
+    which = rng.integers(0, 3, n)
+    skew = (MAX_FLUX_FACTOR * rng.uniform(0.0, 1.0, (n, 3))) ** 10
+    # Nearly isotropic states cross only when nu_e and nubar_e nearly balance.
+    skew_ratio = np.exp(rng.uniform(-SKEWED_LOG_RATIO, SKEWED_LOG_RATIO, n))
+    ratio = rng.uniform(0.8, 2.0, n)
+    heavy_share = rng.uniform(0.2, 0.6, n)
+    axis = _unit_vectors(rng, n)
+    tilt = rng.normal(0.0, 0.25, (n, 3, 3))
+    f_merger = np.sort(
+        rng.uniform(0.0, MAX_FLUX_FACTOR, (n, 3)) * np.array([0.5, 0.75, 1.0]), axis=1
+    )
+
+    iso = family == FAMILIES.index("isotropic")
+    f[iso] = 0.0
+    single = family == FAMILIES.index("single_species")
+    shares[single] = np.eye(3)[which[single]]
+    skewed = family == FAMILIES.index("skewed")
+    f[skewed] = skew[skewed]
+    light = shares[skewed, 0] + shares[skewed, 1]
+    shares[skewed, 0] = light / (1.0 + skew_ratio[skewed])
+    shares[skewed, 1] = light - shares[skewed, 0]
+    merger = family == FAMILIES.index("merger")
+    light = 1.0 - heavy_share[merger]
+    shares[merger, 0] = light / (1.0 + ratio[merger])
+    shares[merger, 1] = light - shares[merger, 0]
+    shares[merger, 2] = heavy_share[merger]
+    f[merger] = f_merger[merger]
+    aligned = axis[merger, None, :] + tilt[merger]
+    direction[merger] = aligned / np.linalg.norm(aligned, axis=2, keepdims=True)
+
+    density = shares * total[:, None]
+    density[:, 2] /= 4.0  # each heavy species
+    F4 = np.empty((n, 4, 2, NUM_FLAVORS))
+    for species, (s, flavors) in enumerate(((0, (0,)), (1, (0,)), (None, (1, 2)))):
+        flux = (f[:, species] * density[:, species])[:, None] * direction[:, species]
+        for nu in (0, 1) if s is None else (s,):
+            for a in flavors:
+                F4[:, :3, nu, a] = flux
+                F4[:, 3, nu, a] = density[:, species]
+    return F4, family
+
+
+def _initial(n: int, seed: int, start: int) -> tuple[FloatArray, NDArray[np.int8]]:
+    """Rows start .. start+n of the sample stream of `seed` (start is a multiple of BLOCK)."""
+    parts = []
+    for index in range(start // BLOCK, (start + n + BLOCK - 1) // BLOCK):
+        parts.append(_block(seed, index, BLOCK))
+    F4 = np.concatenate([p[0] for p in parts])[:n]
+    family = np.concatenate([p[1] for p in parts])[:n]
+    return F4, family
+
+
+def _label_and_mix(F4: FloatArray, family: NDArray[np.int8]) -> SynthSamples:
+    unstable = crossing_test(F4, order=STABILITY_ORDER)
+    final = F4.copy()
+    growth = np.zeros(F4.shape[0])
+    rows = np.flatnonzero(unstable)
+    if rows.size:
+        result = box3d(F4[rows], order=MIXING_ORDER)
+        final[rows] = result.F4_final
+        growth[rows] = result.growth_rate
+        # The mixing grid can miss a crossing the label grid saw: mix those on the label grid.
+        missed = rows[~result.unstable]
+        if missed.size:
+            fine = box3d(F4[missed], order=STABILITY_ORDER)
+            final[missed] = fine.F4_final
+            growth[missed] = fine.growth_rate
+            lost = missed[~fine.unstable]  # crossings at the eps threshold: count as stable
+            unstable[lost] = False
+    return SynthSamples(
+        F4_initial=F4,
+        F4_final=final,
+        growth_rate=growth,
+        stable=(~unstable).astype(np.float64),
+        family=family,
+    )
+
+
+def _check_args(n: int, seed: int) -> None:
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise DataError(
+            f"The number of synthetic samples must be a non-negative integer, got {n!r}."
+        )
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise DataError(f"The seed must be a non-negative integer, got {seed!r}.")
+
+
+def iter_chunks(n: int, seed: int, chunk: int = DEFAULT_CHUNK) -> Iterator[SynthSamples]:
+    """Generate `n` samples for `seed` in chunks (rounded up to whole blocks of 4096 rows)."""
+    _check_args(n, seed)
+    chunk = max(BLOCK, (int(chunk) + BLOCK - 1) // BLOCK * BLOCK)
+    for start in range(0, n, chunk):
+        F4, family = _initial(min(chunk, n - start), seed, start)
+        yield _label_and_mix(F4, family)
+
+
+def generate(n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK) -> SynthSamples:
+    """All `n` samples in memory (use synth_to_dir for large n): deterministic for a seed."""
+    parts = list(iter_chunks(n, seed, chunk))
+    if not parts:
+        empty = np.zeros((0, 4, 2, NUM_FLAVORS))
+        return SynthSamples(empty, empty.copy(), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
+    return SynthSamples(
+        F4_initial=np.concatenate([p.F4_initial for p in parts]),
+        F4_final=np.concatenate([p.F4_final for p in parts]),
+        growth_rate=np.concatenate([p.growth_rate for p in parts]),
+        stable=np.concatenate([p.stable for p in parts]),
+        family=np.concatenate([p.family for p in parts]),
+    )
+
+
+def _append(dataset: object, values: np.ndarray) -> None:
+    old = dataset.shape[0]  # type: ignore[attr-defined]
+    dataset.resize(old + values.shape[0], axis=0)  # type: ignore[attr-defined]
+    dataset[old:] = values  # type: ignore[index]
+
+
+def synth_to_dir(
+    directory: str | os.PathLike[str],
+    n: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> SynthResult:
+    """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming."""
+    import h5py
+
+    _check_args(n, seed)
+    if n == 0:
+        raise DataError("Asked for 0 synthetic samples; give --n of at least 1.")
+    out = Path(directory).expanduser()
+    if out.exists() and not out.is_dir():
+        raise DataError(f"Cannot write synthetic data into {out}: it is a file, not a directory.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"Cannot create the directory {out}: {exc.strerror}.") from None
+    final_paths = {"asymptotic": out / "asymptotic.h5", "stable": out / "stable.h5"}
+    tmp = {k: p.with_name(f".{p.name}.{os.getpid()}.tmp") for k, p in final_paths.items()}
+    counts = np.zeros(len(FAMILIES), dtype=np.int64)
+    unstable_counts = np.zeros(len(FAMILIES), dtype=np.int64)
+    done = 0
+    shape = (0, 4, 2, NUM_FLAVORS)
+    grow = (None, 4, 2, NUM_FLAVORS)
+    block = (min(max(n, 1), 4096), 4, 2, NUM_FLAVORS)
+    try:
+        with h5py.File(tmp["asymptotic"], "w") as fa, h5py.File(tmp["stable"], "w") as fs:
+            a_init = fa.create_dataset(
+                F4_INITIAL, shape=shape, maxshape=grow, dtype="f8", chunks=block
+            )
+            a_final = fa.create_dataset(
+                F4_FINAL, shape=shape, maxshape=grow, dtype="f8", chunks=block
+            )
+            a_rate = fa.create_dataset(
+                GROWTH_RATE, shape=(0,), maxshape=(None,), dtype="f8", chunks=(block[0],)
+            )
+            s_init = fs.create_dataset(
+                F4_INITIAL, shape=shape, maxshape=grow, dtype="f8", chunks=block
+            )
+            s_label = fs.create_dataset(
+                STABLE, shape=(0,), maxshape=(None,), dtype="f8", chunks=(block[0],)
+            )
+            s_family = fs.create_dataset(
+                "family", shape=(0,), maxshape=(None,), dtype="i1", chunks=(block[0],)
+            )
+            for h5 in (fa, fs):
+                h5.create_dataset(NF, data=np.int64(NUM_FLAVORS))
+                h5.attrs["generator"] = "rhea synthetic (PHYSICS.md section 8)"
+                h5.attrs["seed"] = int(seed)
+                h5.attrs["families"] = ",".join(FAMILIES)
+            if progress is not None:
+                progress(0, n)
+            for part in iter_chunks(n, seed, chunk):
+                rows = part.stable == 0
+                _append(a_init, part.F4_initial[rows])
+                _append(a_final, part.F4_final[rows])
+                _append(a_rate, part.growth_rate[rows])
+                _append(s_init, part.F4_initial)
+                _append(s_label, part.stable)
+                _append(s_family, part.family)
+                counts += np.bincount(part.family, minlength=len(FAMILIES))
+                unstable_counts += np.bincount(part.family[rows], minlength=len(FAMILIES))
+                done += len(part)
+                if progress is not None:
+                    progress(done, n)
+        for key, path in final_paths.items():
+            os.replace(tmp[key], path)
+    except OSError as exc:
+        raise DataError(f"Cannot write synthetic data into {out}: {exc}.") from None
+    finally:
+        for path in tmp.values():
+            if path.exists():
+                path.unlink()
+    fractions = {
+        name: float(unstable_counts[i] / counts[i]) if counts[i] else 0.0
+        for i, name in enumerate(FAMILIES)
+    }
+    return SynthResult(
+        asymptotic_path=final_paths["asymptotic"],
+        stable_path=final_paths["stable"],
+        n=n,
+        n_unstable=int(unstable_counts.sum()),
+        fractions=fractions,
+        counts={name: int(counts[i]) for i, name in enumerate(FAMILIES)},
+        seed=int(seed),
+    )

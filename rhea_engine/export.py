@@ -1,0 +1,379 @@
+"""Export a trained model as TorchScript or an AOTInductor package, with a parity check and a card.
+
+TorchScript keeps the upstream methods (`predict_all`, `predict_stability`,
+`predict_WhiskyTHC`, `X_from_F4`, `F4_from_y`, `convert_y_to_2flavor`) so existing C++ and
+Python consumers load it unchanged. An AOTInductor package holds `predict_all` only,
+compiled ahead of time for the machine that exports it. Every export is loaded back from
+disk and compared with the eager model on random physical inputs; a JSON model card is
+written beside the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rhea_engine import __version__
+from rhea_engine.errors import ExportError, RheaError
+from rhea_engine.physics.units import NDENS_TO_INVSEC
+
+FORMATS = ("torchscript", "aoti")
+SUFFIX = {"torchscript": ".pt", "aoti": ".pt2"}
+#: Methods every exported TorchScript model carries (upstream names and signatures).
+METHODS = ("predict_all", "predict_stability", "predict_WhiskyTHC", "X_from_F4", "F4_from_y",
+           "convert_y_to_2flavor")
+#: Name of the model card stored inside TorchScript files (and AOTI metadata key).
+CARD_ENTRY = "rhea_model_card.json"
+#: Largest exported-vs-eager difference accepted (of ntot for F4; relative for growth rate).
+PARITY_TOLERANCE = 1e-4
+PARITY_CELLS = 4096
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and how closely the exported model matches the eager one."""
+
+    path: Path
+    card_path: Path
+    format: str
+    device: str
+    epoch: int
+    parity: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Silence only TorchScript's own deprecation notices (and export's pytree notice)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
+                                category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                category=FutureWarning)
+        yield
+
+
+def random_physical_F4(n: int, NF: int = 3, seed: int = 0,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Random physical four-fluxes [n, 4, 2, NF]: ntot log-uniform in [1e30, 1e35] cm^-3,
+    random species fractions, flux factors uniform in [0, 0.95), isotropic directions."""
+    gen = torch.Generator().manual_seed(seed)
+    log_ntot = 30 + 5 * torch.rand(n, generator=gen, dtype=torch.float64)
+    fractions = -torch.log(torch.rand(n, 2, NF, generator=gen, dtype=torch.float64))
+    fractions = fractions / fractions.sum(dim=(1, 2), keepdim=True)
+    N = fractions * (10**log_ntot)[:, None, None]
+    direction = torch.randn(n, 3, 2, NF, generator=gen, dtype=torch.float64)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    flux_factor = 0.95 * torch.rand(n, 1, 2, NF, generator=gen, dtype=torch.float64)
+    F4 = torch.cat([direction * flux_factor * N[:, None], N[:, None]], dim=1)
+    return F4.to(dtype)
+
+
+def compare_predictions(F4_initial: torch.Tensor, reference: tuple[torch.Tensor, ...],
+                        other: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Largest differences of predict_all outputs: F4 of ntot, growth rate relative, stability."""
+    ntot = F4_initial[:, 3].double().sum(dim=(1, 2)).cpu()
+    F4_ref, growth_ref, stab_ref = (t.detach().double().cpu() for t in reference)
+    F4_new, growth_new, stab_new = (t.detach().double().cpu() for t in other)
+    dF4 = (F4_new - F4_ref).abs()
+    return {
+        "cells": float(F4_initial.shape[0]),
+        "max_abs_F4_final": float(dF4.max()),
+        "max_F4_final_over_ntot": float((dF4.amax(dim=(1, 2, 3)) / ntot).max()),
+        "max_abs_growthrate": float((growth_new - growth_ref).abs().max()),
+        "max_rel_growthrate": float(((growth_new - growth_ref).abs()
+                                     / growth_ref.abs().clamp_min(1e-300)).max()),
+        "max_abs_stability": float((stab_new - stab_ref).abs().max()),
+    }
+
+
+def _check_parity(diffs: dict[str, float], path: Path) -> None:
+    worst = max(diffs["max_F4_final_over_ntot"], diffs["max_rel_growthrate"],
+                diffs["max_abs_stability"])
+    if not math.isfinite(worst) or worst > PARITY_TOLERANCE:
+        raise ExportError(
+            f"The exported model {path} disagrees with the trained model by {worst:.3e} "
+            f"(allowed {PARITY_TOLERANCE:g}: F4 of ntot, growth rate relative, stability), so "
+            "it was not kept. This points at a torch bug on this machine; try the other "
+            "--format, or --cpu."
+        )
+
+
+def script_model(model: torch.nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript of the model, without TorchScript's deprecation noise."""
+    try:
+        with quiet_torchscript():
+            return torch.jit.script(model)
+    except Exception as exc:  # torch raises many types for unscriptable code
+        raise ExportError(f"The model could not be converted to TorchScript: {exc}") from exc
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise ExportError(f"Cannot write the model to {path}: it is a directory. Give a file "
+                          f"name such as {path / 'model.pt'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"Cannot create the folder {path.parent} for the export: "
+                          f"{exc.strerror or exc}.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ExportError(f"Cannot write the model to {path}: the folder {path.parent} is not "
+                          "writable. Choose another place with -o PATH.")
+
+
+def _tmp_beside(path: Path) -> Path:
+    """A temporary name in the same folder, keeping the suffix (AOTInductor insists on .pt2)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+class _PredictAll(torch.nn.Module):
+    """forward(F4) = predict_all(F4), the one entry point of an AOTInductor package."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, F4_initial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model.predict_all(F4_initial)  # type: ignore[no-any-return,operator]
+
+
+def export_model(
+    model: torch.nn.Module,
+    path: str | Path,
+    card: dict[str, Any],
+    fmt: str = "torchscript",
+    device: str = "cpu",
+    parity_cells: int = PARITY_CELLS,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export an eager FFI model to `path`, check it against the eager model, write its card."""
+    say = progress or (lambda _msg: None)
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    target = Path(path).expanduser().resolve()
+    _check_writable(target)
+    start = time.perf_counter()
+    model = model.to(device).eval()
+    NF = int(getattr(model, "NF", 3))
+    dtype = next(model.parameters()).dtype
+    F4_check = random_physical_F4(parity_cells, NF, seed=12345, dtype=dtype).to(device)
+    with torch.inference_mode():
+        eager = model.predict_all(F4_check)  # type: ignore[operator]
+    full_card = {**card, **_card_common(fmt, device, dtype, NF)}
+    tmp = _tmp_beside(target)
+    try:
+        if fmt == "torchscript":
+            say("Converting to TorchScript")
+            scripted = script_model(model)
+            with quiet_torchscript():
+                torch.jit.save(scripted, str(tmp), _extra_files={CARD_ENTRY: json.dumps(full_card)})
+                loaded = torch.jit.load(str(tmp), map_location=device)
+            with torch.inference_mode():
+                exported = loaded.predict_all(F4_check)
+        else:
+            say("Compiling an AOTInductor package (C++ compilation, this takes a while)")
+            package_aoti(model, tmp, F4_check[: min(parity_cells, 1024)], full_card)
+            with quiet_torchscript():
+                runner = torch._inductor.aoti_load_package(str(tmp))
+            with torch.inference_mode():
+                exported = tuple(runner(F4_check))
+        say("Checking the export against the trained model")
+        diffs = compare_predictions(F4_check, eager, exported)
+        _check_parity(diffs, target)
+        os.replace(tmp, target)
+    except RheaError:
+        raise
+    except OSError as exc:
+        raise ExportError(f"Cannot write the model to {target}: {exc.strerror or exc}.") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    full_card["file"] = {"name": target.name, "sha256": _sha256(target),
+                         "bytes": target.stat().st_size}
+    full_card["parity"] = diffs
+    card_path = card_path_for(target)
+    tmp_card = _tmp_beside(card_path)
+    tmp_card.write_text(json.dumps(full_card, indent=2, default=str) + "\n")
+    os.replace(tmp_card, card_path)
+    return ExportResult(path=target, card_path=card_path, format=fmt, device=device,
+                        epoch=int(card.get("checkpoint", {}).get("epoch", -1)), parity=diffs,
+                        seconds=time.perf_counter() - start)
+
+
+def package_aoti(model: torch.nn.Module, path: Path, example_F4: torch.Tensor,
+                 card: dict[str, Any]) -> None:
+    """Compile predict_all into an AOTInductor package with a dynamic batch dimension."""
+    wrapper = _PredictAll(model).eval()
+    batch = torch.export.Dim("batch", min=1, max=2**31 - 1)
+    try:
+        with quiet_torchscript(), torch.no_grad():
+            program = torch.export.export(wrapper, (example_F4,), dynamic_shapes=({0: batch},))
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(path),
+                inductor_configs={"aot_inductor.metadata": {"rhea_model": "predict_all",
+                                                            "rhea_format": card["format"]}},
+            )
+    except RheaError:
+        raise
+    except Exception as exc:  # compiler, export and toolchain failures come in many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"Building the AOTInductor package failed: {first}. It needs a working C++ compiler "
+            "(g++) on this machine; --format torchscript needs none."
+        ) from exc
+
+
+def card_path_for(model_path: Path) -> Path:
+    """The model card beside an exported file: model.pt -> model.card.json."""
+    return model_path.with_name(model_path.stem + ".card.json")
+
+
+def _card_common(fmt: str, device: str, dtype: torch.dtype, NF: int) -> dict[str, Any]:
+    methods = list(METHODS) if fmt == "torchscript" else ["predict_all (as forward)"]
+    return {
+        "format": fmt,
+        "device": device,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "input": {"name": "F4_initial", "shape": f"[N, 4, 2, {NF}]", "dtype": str(dtype),
+                  "units": "cm^-3", "layout": "axis 1 (F_x, F_y, F_z, N); axis 2 nu, nubar; "
+                  "axis 3 flavor (e, mu, tau)"},
+        "outputs": {"F4_final": f"[N, 4, 2, {NF}] cm^-3", "growthrate": "[N] 1/s",
+                    "stability": "[N] probability that the cell is stable"},
+        "methods": methods,
+        "growth_rate_constant": {"name": "NDENS_TO_INVSEC", "value": NDENS_TO_INVSEC,
+                                 "unit": "cm^3/s", "formula": "sqrt(2) G_F (hbar c)^3 / hbar"},
+        "versions": {"rhea": __version__, "torch": torch.__version__,
+                     "python": platform.python_version(), "cuda": torch.version.cuda},
+        "machine": {"system": platform.system(), "machine": platform.machine(),
+                    "compiler": shutil.which("g++") or shutil.which("c++")} if fmt == "aoti" else None,
+    }
+
+
+# ---- runs and checkpoints --------------------------------------------------------------
+
+
+def resolve_checkpoint(run_path: Path, best: bool = False, epoch: int | None = None) -> Path:
+    """The checkpoint of a run to export: --best, --epoch N, or else the latest one."""
+    from rhea_engine.checkpoint import (
+        CHECKPOINT_DIR,
+        epoch_path,
+        latest_checkpoint,
+        load_checkpoint,
+    )
+
+    if best and epoch is not None:
+        raise ExportError("Give either --best or --epoch N, not both.")
+    directory = run_path / CHECKPOINT_DIR
+    epochs = sorted(int(p.stem.split("_")[1]) for p in directory.glob("epoch_*.pt")
+                    if p.stem.split("_")[1].isdigit()) if directory.is_dir() else []
+    if epoch is not None:
+        candidate = epoch_path(directory, epoch)
+        if candidate.is_file():
+            return candidate
+        for name in ("last.pt", "best.pt"):  # a final epoch may live only in last.pt
+            other = directory / name
+            if other.is_file() and int(load_checkpoint(other).get("epoch", -1)) == epoch:
+                return other
+        known = ", ".join(str(e) for e in epochs) or "none"
+        raise ExportError(f"Run '{run_path.name}' has no checkpoint of epoch {epoch}. Epochs with "
+                          f"a checkpoint: {known}. Use --best, or leave out --epoch for the latest.")
+    if best:
+        candidate = directory / "best.pt"
+        if not candidate.is_file():
+            raise ExportError(f"Run '{run_path.name}' has no best checkpoint yet (it is written "
+                              "after the first epoch with a test loss). Leave out --best to take "
+                              "the latest checkpoint.")
+        return candidate
+    latest = latest_checkpoint(run_path)
+    if latest is None:
+        raise ExportError(f"Run '{run_path.name}' has no checkpoint to export yet. Checkpoints are "
+                          f"written to {directory} every `output_every` epochs and at the end; "
+                          "wait for one, or `rhea resume` the run.")
+    return latest
+
+
+def _export_device(cpu: bool, config_device: str) -> str:
+    if cpu or config_device == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return config_device if config_device.startswith("cuda") else "cuda"
+
+
+def export_run(
+    home: str | Path,
+    handle: str,
+    best: bool = False,
+    epoch: int | None = None,
+    cpu: bool = False,
+    fmt: str = "torchscript",
+    output: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export a checkpoint of run `handle` (latest, --best or --epoch N) from the Rhea home."""
+    from rhea_engine.checkpoint import load_checkpoint
+    from rhea_engine.model import model_from_checkpoint
+    from rhea_engine.runs.store import Store
+
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    with contextlib.closing(Store(home)) as store:
+        store.get_run(handle)  # an unknown handle stops here, naming the known runs
+        store.ingest([handle])
+        row = store.get_run(handle)
+    assert row.path is not None
+    ckpt_path = resolve_checkpoint(row.path, best, epoch)
+    ckpt = load_checkpoint(ckpt_path)
+    try:
+        model = model_from_checkpoint(ckpt)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ExportError(f"The checkpoint {ckpt_path} does not fit the model its config "
+                          f"describes ({str(exc).splitlines()[0]}).") from exc
+    config = dict(ckpt.get("config", {}))
+    device = _export_device(cpu, str(config.get("device", "auto")))
+    ckpt_epoch = int(ckpt.get("epoch", -1))
+    if output is None:
+        kind = "cpu" if device == "cpu" else "cuda"
+        output = row.path / "exports" / f"{row.name}_epoch{ckpt_epoch:05d}_{kind}{SUFFIX[fmt]}"
+    output = Path(output).expanduser()
+    if fmt == "aoti" and output.suffix != ".pt2":
+        raise ExportError(f"An AOTInductor package must be named *.pt2; got '{output.name}'.")
+    card = {
+        "run": {"name": row.name, "id": row.id, "sweep": row.sweep, "status": row.status,
+                "path": str(row.path), "git_commit": row.git_commit, "git_dirty": row.git_dirty},
+        "checkpoint": {"path": str(ckpt_path), "epoch": ckpt_epoch, "kind": ckpt.get("kind"),
+                       "best_test_loss": ckpt.get("best_test_loss")},
+        "config": config,
+        "data": row.data,
+        "metrics": {"last_epoch": row.last_epoch, "last_train_loss": row.last_train_loss,
+                    "last_test_loss": row.last_test_loss, "best_train_loss": row.best_train_loss,
+                    "best_test_loss": row.best_test_loss,
+                    "max_eln_violation": row.max_eln_violation,
+                    "evaluation": row.evaluation},
+    }
+    return export_model(model, output, card, fmt=fmt, device=device, progress=progress)
+

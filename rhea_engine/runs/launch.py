@@ -1,0 +1,151 @@
+"""Start, follow and stop training workers (`python -m rhea_engine.runs.worker RUN_DIR`).
+
+The worker runs in its own session, its stdout and stderr go to RUN_DIR/stdout.log, and it
+talks back only through events.jsonl. A foreground launch follows those events and turns
+Ctrl-C into SIGTERM, which the worker answers with a checkpoint and status `stopped`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rhea_engine.errors import RunError, SlurmError
+from rhea_engine.runs import lifecycle
+from rhea_engine.runs.procs import pid_alive, this_host
+from rhea_engine.runs.rundir import STDOUT_FILE, read_events
+from rhea_engine.runs.store import RunRow, Store
+
+WORKER_MODULE = "rhea_engine.runs.worker"
+INGEST_EVERY_S = 1.0
+
+
+def worker_command(row: RunRow, resume: bool = False) -> list[str]:
+    command = [sys.executable, "-m", WORKER_MODULE, str(row.path)]
+    return command + ["--resume"] if resume else command
+
+
+def start_worker(
+    store: Store, handle: str, *, resume: bool = False, env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the worker of run `handle` in its own session and record its pid."""
+    row = store.get_run(handle)
+    assert row.path is not None
+    # the status is set before the process exists, so the pid-reuse guard accepts it
+    store.set_status(row.name, "running", host=this_host(), pid=None)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    try:
+        with open(row.path / STDOUT_FILE, "ab") as log:
+            process = subprocess.Popen(
+                worker_command(row, resume), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=environment, cwd=store.home, start_new_session=True,
+            )
+    except OSError as exc:
+        store.set_status(row.name, "failed", error=f"The worker could not be started: {exc}.")
+        raise RunError(f"The worker of run '{row.name}' could not be started: {exc}.") from exc
+    store.update_run(row.name, pid=process.pid)
+    return process
+
+
+def follow(
+    store: Store, handle: str, process: subprocess.Popen[bytes],
+    on_event: Callable[[dict[str, Any]], None], poll_s: float = 0.2,
+) -> RunRow:
+    """Pass each new event to `on_event` until the worker exits; returns the final row."""
+    row = store.get_run(handle)
+    offset = _events_size(row)
+    last_ingest = 0.0
+    while True:
+        finished = process.poll() is not None
+        chunk = read_events(row.path, offset)  # type: ignore[arg-type]
+        offset = chunk.end_offset
+        for event in chunk.events:
+            on_event(event)
+        now = time.monotonic()
+        if finished or now - last_ingest > INGEST_EVERY_S:
+            store.ingest([row.name])
+            last_ingest = now
+        if finished:
+            return store.get_run(row.name)
+        time.sleep(poll_s)
+
+
+def _events_size(row: RunRow) -> int:
+    """Where a follower starts: past the events of earlier launches (a resume)."""
+    try:
+        return (row.path / "events.jsonl").stat().st_size  # type: ignore[operator]
+    except OSError:
+        return 0
+
+
+@contextmanager
+def forward_interrupts(process: subprocess.Popen[bytes], on_forward: Callable[[int], None]) -> Iterator[None]:
+    """While following a worker, Ctrl-C (and SIGTERM/SIGHUP) become a SIGTERM to it."""
+    count = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal count
+        count += 1
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        on_forward(count)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_run(store: Store, row: RunRow) -> str:
+    """Ask a run's worker to stop (SIGTERM, or the Slurm hook); returns what was done."""
+    if row.status not in ("running", "queued"):
+        raise RunError(f"Run '{row.name}' is not running (it is {row.status}); nothing to stop.")
+    if row.slurm_job_id:
+        cancel = lifecycle.slurm_hook("cancel")
+        if cancel is None:
+            raise SlurmError(
+                f"Run '{row.name}' is Slurm job {row.slurm_job_id}, but Slurm support is not "
+                f"available here; cancel it with `scancel {row.slurm_job_id}`."
+            )
+        cancel(row.slurm_job_id)
+        return f"cancelled Slurm job {row.slurm_job_id}"
+    if row.status == "queued" and not row.pid:
+        store.set_status(row.name, "stopped", error="Stopped before it started.")
+        return "stopped before it started"
+    if not lifecycle.is_local(row):
+        raise RunError(
+            f"Run '{row.name}' runs on host {row.host}; stop it there (`rhea stop {row.name}`) "
+            f"or send SIGTERM to pid {row.pid} on that host."
+        )
+    if not row.pid or not pid_alive(row.pid):
+        store.ingest([row.name])  # settles it as lost (or shows the final status)
+        return "its worker was already gone"
+    os.kill(row.pid, signal.SIGTERM)
+    return f"sent SIGTERM to pid {row.pid}"
+
+
+def wait_final(store: Store, handle: str, timeout_s: float, poll_s: float = 0.2) -> RunRow:
+    """Ingest until the run has a final status or `timeout_s` passes; returns the row."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        store.ingest([handle])
+        row = store.get_run(handle)
+        if row.is_final or time.monotonic() > deadline:
+            return row
+        time.sleep(poll_s)

@@ -1,0 +1,80 @@
+"""Checks made before a run is created: data files exist and are HDF5, the device exists."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from rhea_engine.errors import DataError, DeviceError
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: Path) -> bool:
+    """The HDF5 signature sits at byte 0, 512, 1024, 2048, ... (a user block may precede it)."""
+    with open(path, "rb") as handle:
+        offset = 0
+        size = path.stat().st_size
+        while offset < size:
+            handle.seek(offset)
+            if handle.read(8) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def check_data_files(paths: Iterable[str], flag: str, kind: str | None = None) -> list[str]:
+    """Absolute paths of `paths`; DataError naming the first that is missing, not HDF5, or
+    (with `kind`, "asymptotic" or "stable") not a file of that kind."""
+    checked = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise DataError(f"The data file '{raw}' given with {flag} does not exist.")
+        if not path.is_file():
+            raise DataError(f"The data file '{raw}' given with {flag} is not a file.")
+        if not os.access(path, os.R_OK):
+            raise DataError(f"The data file '{raw}' given with {flag} cannot be read (permissions).")
+        try:
+            hdf5 = _is_hdf5(path)
+        except OSError as exc:
+            raise DataError(f"The data file '{raw}' given with {flag} cannot be read: {exc}.") from exc
+        if not hdf5:
+            raise DataError(
+                f"The data file '{raw}' given with {flag} is not an HDF5 file; Rhea reads the "
+                "upstream HDF5 layout (see `rhea data inspect FILE.h5`)."
+            )
+        if kind is not None:
+            from rhea_engine.data.io import detect_kind  # opens the file: datasets checked
+
+            found = detect_kind(path)
+            if found != kind:
+                raise DataError(
+                    f"The data file '{raw}' given with {flag} is a{'n' if found[0] == 'a' else ''} "
+                    f"{found} file, but {flag} expects {kind} files"
+                    f"{' (use --stable-data for it)' if found == 'stable' else ' (use --data for it)'}."
+                )
+        checked.append(str(path.resolve()))
+    return checked
+
+
+def check_device(device: str) -> None:
+    """DeviceError if `device` names CUDA and CUDA (or that GPU) is not available."""
+    if not device.startswith("cuda"):
+        return
+    import torch  # only when CUDA was asked for
+
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            f"--device {device} was asked for, but CUDA is not available on this machine "
+            "(no GPU, or a CPU-only torch). Use --device cpu or --device auto."
+        )
+    if ":" in device:
+        index = int(device.split(":", 1)[1])
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(
+                f"--device {device} was asked for, but this machine has {count} GPU(s) "
+                f"(cuda:0 to cuda:{count - 1})."
+            )

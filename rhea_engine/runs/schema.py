@@ -1,0 +1,99 @@
+"""The runs.db schema as numbered migrations applied through sqlite-utils.
+
+Each migration is a function of a `sqlite_utils.Database`; the numbers applied so far are
+kept in `_migrations`. They run inside the caller's write transaction, so two front ends
+opening a new home at once cannot both apply one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+RUN_COLUMNS: dict[str, type] = {
+    "id": int,
+    "name": str,
+    "sweep": str,
+    "status": str,
+    "created": float,
+    "started": float,
+    "ended": float,
+    "heartbeat": float,
+    "pid": int,
+    "host": str,
+    "slurm_job_id": str,
+    "device": str,
+    "git_commit": str,
+    "git_dirty": int,
+    "data": str,  # JSON list of {"path", "sha256", "kind"}
+    "config": str,  # JSON of the resolved config
+    "error": str,
+    "traceback": str,
+    "fail_epoch": int,
+    "fail_task": str,
+    "total_epochs": int,
+    "last_epoch": int,
+    "last_train_loss": float,
+    "last_test_loss": float,
+    "best_train_loss": float,
+    "best_test_loss": float,
+    "max_eln_violation": float,
+    "learning_rate": float,
+    "status_set_at": float,  # when a front end last set the status (older events yield)
+    "events_offset": int,  # bytes of events.jsonl already ingested
+}
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("sweeps").create(
+        {"name": str, "created": float, "spec": str}, pk="name", if_not_exists=True
+    )
+    db.table("runs").create(
+        RUN_COLUMNS,
+        pk="id",
+        not_null={"name", "status", "created", "config", "events_offset"},
+        defaults={"events_offset": 0, "config": "{}"},
+        if_not_exists=True,
+    )
+    db.table("runs").create_index(["name"], unique=True, if_not_exists=True)
+    db.table("runs").create_index(["sweep"], if_not_exists=True)
+    db.table("runs").create_index(["status"], if_not_exists=True)
+    # Clustered on (run, name, epoch): a per-run series is one contiguous range, and
+    # re-ingesting an epoch replaces its rows instead of duplicating them.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, name TEXT NOT NULL, "
+        "epoch INTEGER NOT NULL, value REAL, PRIMARY KEY (run, name, epoch)) WITHOUT ROWID"
+    )
+    db.table("checkpoints").create(
+        {"run": int, "path": str, "epoch": int, "kind": str, "t": float},
+        pk=("run", "path"),
+        if_not_exists=True,
+    )
+    db.table("evaluations").create(
+        {"run": int, "name": str, "value": float}, pk=("run", "name"), if_not_exists=True
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+VERSION = len(MIGRATIONS)
+
+
+def applied_version(db: sqlite_utils.Database) -> int:
+    if "_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM _migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply the missing migrations (caller holds the write transaction); returns how many."""
+    db.table("_migrations").create(
+        {"version": int, "applied": float}, pk="version", if_not_exists=True
+    )
+    current = applied_version(db)
+    for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        step(db)
+        db.execute("INSERT INTO _migrations (version, applied) VALUES (?, ?)", [number, time.time()])
+    return VERSION - current

@@ -1,0 +1,176 @@
+"""CompareScreen: runs side by side (small multiples), overlaid, with differing parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from rhea_engine.compare import baseline_names, differing_params, metric_table
+from rhea_tui.widgets.plots import MetricPlot
+from rhea_tui.widgets.series import fmt_num, status_text
+
+if TYPE_CHECKING:
+    from rhea_tui.app import RheaApp
+
+OVERLAY_METRICS = ("test_loss", "train_loss", "ELN_violation", "learning_rate")
+MAX_MULTIPLES = 12
+MAX_BASELINES = 3
+HELP = [
+    ("Esc", "back to the runs"),
+    ("m", "change the overlaid metric (test, train, ELN violation, lr)"),
+    ("↑ ↓ PgUp PgDn", "scroll"),
+    ("Tab", "move to the tables (← → scroll them sideways)"),
+    ("q", "quit"),
+]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return fmt_num(value, 3)
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else str(value)
+
+
+class CompareScreen(Screen[None]):
+    """Marked runs or a sweep: one small plot per run, one overlaid plot, and two tables."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("m", "cycle_metric", "Metric"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, handles: list[str], title: str) -> None:
+        super().__init__()
+        self.handles = list(handles)
+        self.title_text = title
+        self.metric_index = 0
+        self._table_key: tuple[object, ...] = ()
+
+    @property
+    def rhea(self) -> RheaApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def metric(self) -> str:
+        return OVERLAY_METRICS[self.metric_index]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="cmp-title")
+        with VerticalScroll(id="cmp-body"):
+            yield MetricPlot(self.metric, id="cmp-overlay")
+            with Grid(id="cmp-multiples"):
+                for index, handle in enumerate(self.handles[:MAX_MULTIPLES]):
+                    yield MetricPlot(handle, classes="multiple", id=f"multiple-{index}")
+            yield Static("[b]differing parameters[/b]", classes="cmp-heading")
+            yield DataTable(id="cmp-params", cursor_type="row", zebra_stripes=True)
+            yield Static("[b]metrics[/b] (best = lowest)", classes="cmp-heading")
+            yield DataTable(id="cmp-metrics", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.rhea.watch_runs(self.handles)
+        self.query_one("#cmp-body").focus()
+        self.update_data()
+
+    def on_unmount(self) -> None:
+        self.rhea.unwatch_runs(self.handles)
+
+    def on_screen_resume(self) -> None:
+        self.update_data()
+
+    def rows(self) -> list[Any]:
+        found = []
+        for handle in self.handles:
+            row = self.rhea.details.get(handle) or self.rhea.row(handle)
+            if row is not None:
+                found.append(row)
+        return found
+
+    def update_data(self) -> None:
+        if not self.is_mounted:
+            return
+        series = self.rhea.series
+        shown = len(self.handles[:MAX_MULTIPLES])
+        more = f" (small multiples of the first {shown})" if len(self.handles) > shown else ""
+        self.query_one("#cmp-title", Static).update(
+            f"[b]compare {self.title_text}[/b]  {len(self.handles)} runs{more}  "
+            f"[dim]│ overlay: {self.metric} (m changes)[/dim]"
+        )
+        overlay = self.query_one("#cmp-overlay", MetricPlot)
+        overlay.title = f"{self.metric}, all runs"
+        overlay.set_series({h: series.get(h, {}).get(self.metric, []) for h in self.handles})
+        for index, handle in enumerate(self.handles[:MAX_MULTIPLES]):
+            per_run = series.get(handle, {})
+            self.query_one(f"#multiple-{index}", MetricPlot).set_series(
+                {"train": per_run.get("train_loss", []), "test": per_run.get("test_loss", [])}
+            )
+        rows = self.rows()
+        key = tuple((r.name, r.status, r.last_epoch, len(r.evaluation)) for r in rows)
+        if key != self._table_key and rows:
+            self._table_key = key
+            self.fill_params(rows)
+            self.fill_metrics(rows)
+
+    def fill_params(self, rows: list[Any]) -> None:
+        table = self.query_one("#cmp-params", DataTable)
+        table.clear(columns=True)
+        params = differing_params({row.name: row.config for row in rows})
+        table.add_column("parameter", key="parameter")
+        for row in rows:
+            table.add_column(row.name, key=row.name)
+        if not params:
+            table.add_row("(all parameters equal)", *["" for _ in rows])
+        for name, values in params.items():
+            table.add_row(name, *(_value(values.get(row.name)) for row in rows))
+
+    def fill_metrics(self, rows: list[Any]) -> None:
+        table = self.query_one("#cmp-metrics", DataTable)
+        table.clear(columns=True)
+        entries = metric_table(rows, self.rhea.series, "test_loss")
+        baselines = baseline_names([row.evaluation for row in rows])[:MAX_BASELINES]
+        columns = ["run", "status", "epoch", "best test", "@", "last test", "last train",
+                   "ELN max", *baselines]
+        for column in columns:
+            table.add_column(column)
+        best = min(
+            (e["best_test_loss"] for e in entries if e["best_test_loss"] is not None),
+            default=None,
+        )
+        for entry in entries:
+            label, style = status_text(entry["status"])
+            winner = best is not None and entry["best_test_loss"] == best
+            table.add_row(
+                Text(("★ " if winner else "  ") + entry["run"], style="bold" if winner else ""),
+                Text(label, style=style),
+                f"{entry['epochs'] or 0}/{entry['total_epochs'] or '?'}",
+                fmt_num(entry["best_test_loss"], 3),
+                str(entry["best_test_epoch"] or "-"),
+                fmt_num(entry["last_test_loss"], 3),
+                fmt_num(entry["last_train_loss"], 3),
+                fmt_num(entry["max_ELN_violation"], 3),
+                *(fmt_num(entry["evaluation"].get(name), 3) for name in baselines),
+            )
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_cycle_metric(self) -> None:
+        self.metric_index = (self.metric_index + 1) % len(OVERLAY_METRICS)
+        self.update_data()
+
+    def action_help(self) -> None:
+        from rhea_tui.screens.dialogs import HelpScreen
+
+        self.app.push_screen(HelpScreen(HELP))
+
+    def action_quit(self) -> None:
+        self.app.exit()

@@ -1,0 +1,355 @@
+"""RunsScreen: the live table of runs, with filter, grouping, marks and run actions."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from rhea_engine.runs.store import STATUSES, RunRow
+from rhea_tui.widgets.runs_table import GROUP_PREFIX, RunsTable
+from rhea_tui.widgets.series import status_text
+
+if TYPE_CHECKING:
+    from rhea_tui.app import RheaApp
+
+SORTS = (
+    ("id", "created"),
+    ("last_test_loss", "test loss"),
+    ("last_train_loss", "train loss"),
+    ("best_test_loss", "best test loss"),
+    ("max_eln_violation", "ELN max"),
+    ("learning_rate", "lr"),
+    ("last_epoch", "epoch"),
+    ("started", "age"),
+)
+HELP = [
+    ("Enter", "open the run (on a sweep header: compare the sweep)"),
+    ("Space", "mark or unmark the run (on a sweep header: all its runs)"),
+    ("c", "compare the marked runs"),
+    ("C", "compare the whole sweep of the selected run"),
+    ("n", "start a new run"),
+    ("s / r", "stop / resume the selected run"),
+    ("e", "export the selected run (TorchScript)"),
+    ("d", "delete the selected run (asks first)"),
+    ("/", "filter: words, sweep:NAME, status:running (Enter keeps, Esc hides)"),
+    ("f", "cycle the status filter"),
+    ("g", "group by sweep"),
+    ("o / O", "cycle the sort column / reverse the order"),
+    ("Esc", "clear filter and marks"),
+    ("q", "quit"),
+]
+STATUS_FILTERS = (None, "running", "failed", "diverged", "completed", "stopped", "lost", "queued")
+
+
+def parse_filter(text: str) -> tuple[str | None, str | None, list[str]]:
+    """'sweep:NAME status:S words' -> (sweep, status, words)."""
+    sweep = status = None
+    words = []
+    for token in text.split():
+        if token.startswith("sweep:"):
+            sweep = token[len("sweep:") :] or None
+        elif token.startswith("status:"):
+            status = token[len("status:") :] or None
+        else:
+            words.append(token.lower())
+    return sweep, status, words
+
+
+def _sort_value(row: RunRow, field: str) -> float:
+    value = getattr(row, field)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.inf
+    return float(value)
+
+
+class RunsScreen(Screen[None]):
+    """All runs of the home; Enter opens one, Space marks, c compares the marked runs."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("C", "compare_sweep", "Cmp sweep"),
+        Binding("n", "new_run", "New"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
+        Binding("d", "delete", "Delete"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "cycle_status", "Status", show=False),
+        Binding("g", "group", "Group", show=False),
+        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: set[str] = set()
+        self.filter_text = ""
+        self.status_filter: str | None = None
+        self.sort_index = 0
+        self.descending = False
+        self.group = False
+        self.shown: list[RunRow] = []
+
+    @property
+    def rhea(self) -> RheaApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="runs-summary")
+        yield RunsTable(id="runs-table")
+        yield Input(placeholder="filter: words, sweep:NAME, status:running", id="runs-filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(RunsTable).focus()
+        self.update_data()
+
+    def on_screen_resume(self) -> None:
+        self.update_data()
+
+    def on_resize(self, event: Resize) -> None:
+        table = self.query_one(RunsTable)
+        wide = event.size.width >= 100
+        if wide != table.wide:
+            table.set_wide(wide)
+            self.update_data()
+
+    # --- drawing ---------------------------------------------------------------------
+    def visible_rows(self) -> list[RunRow]:
+        sweep, status, words = parse_filter(self.filter_text)
+        status = status or self.status_filter
+        rows = []
+        for row in self.rhea.runs:
+            if sweep is not None and row.sweep != sweep:
+                continue
+            if status is not None and row.status != status:
+                continue
+            haystack = " ".join(
+                str(x) for x in (row.name, row.sweep, row.status, row.device, row.host) if x
+            ).lower()
+            if any(word not in haystack for word in words):
+                continue
+            rows.append(row)
+        field = SORTS[self.sort_index][0]
+        rows.sort(key=lambda r: (_sort_value(r, field), r.id), reverse=self.descending)
+        if self.descending:  # missing values stay last either way
+            rows.sort(key=lambda r: _sort_value(r, field) == math.inf)
+        if self.group:
+            order: dict[str | None, int] = {}
+            for row in rows:
+                order.setdefault(row.sweep, len(order))
+            rows.sort(key=lambda r: order[r.sweep])
+        return rows
+
+    def update_data(self) -> None:
+        """Redraw the table and summary from the app's latest poll."""
+        if not self.is_mounted:
+            return
+        self.shown = self.visible_rows()
+        self.query_one(RunsTable).show(self.shown, self.marked, self.rhea.clock(), self.group)
+        self.query_one("#runs-summary", Static).update(self.summary())
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for row in self.rhea.runs:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        parts = [f"[b]{len(self.rhea.runs)} runs[/b]"]
+        parts += [
+            Text(f"{status_text(s)[0].split()[0]} {counts[s]}", style=status_text(s)[1]).markup
+            for s in STATUSES
+            if counts.get(s)
+        ]
+        if not self.rhea.loaded:
+            parts = ["reading runs…"]
+        elif not self.rhea.runs:
+            parts.append("none yet: press n to start one")
+        view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
+        if self.filter_text or self.status_filter:
+            view.append(f"filter {self.filter_text} {self.status_filter or ''}".strip())
+            view.append(f"{len(self.shown)} shown")
+        if self.group:
+            view.append("grouped by sweep")
+        if self.marked:
+            view.append(f"{len(self.marked)} marked")
+        return "  ".join(parts) + "  [dim]│ " + " · ".join(view) + "[/dim]"
+
+    # --- selection -------------------------------------------------------------------
+    def current(self) -> str | None:
+        return self.query_one(RunsTable).current_key()
+
+    def current_run(self) -> str | None:
+        key = self.current()
+        if key is None:
+            self.notify("No run selected.", severity="warning")
+            return None
+        if key.startswith(GROUP_PREFIX):
+            self.notify("That is a sweep header; choose one of its runs.", severity="warning")
+            return None
+        return key
+
+    def current_sweep(self) -> str | None:
+        key = self.current()
+        if key is None:
+            return None
+        if key.startswith(GROUP_PREFIX):
+            return key[len(GROUP_PREFIX) :] or None
+        row = self.rhea.row(key)
+        return row.sweep if row else None
+
+    # --- actions ---------------------------------------------------------------------
+    @on(RunsTable.RowSelected)
+    def _row_selected(self, event: RunsTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        key = self.current()
+        if key is None:
+            return
+        if key.startswith(GROUP_PREFIX):
+            self.action_compare_sweep()
+            return
+        from rhea_tui.screens.run import RunScreen
+
+        self.app.push_screen(RunScreen(key))
+
+    def action_mark(self) -> None:
+        key = self.current()
+        if key is None:
+            return
+        table = self.query_one(RunsTable)
+        if key.startswith(GROUP_PREFIX):
+            sweep = key[len(GROUP_PREFIX) :] or None
+            members = {r.name for r in self.shown if r.sweep == sweep}
+            if members <= self.marked:
+                self.marked -= members
+            else:
+                self.marked |= members
+        else:
+            self.marked ^= {key}
+        self.update_data()
+        table.action_cursor_down()
+
+    def action_compare(self) -> None:
+        handles = [r.name for r in self.rhea.runs if r.name in self.marked]
+        if not handles:
+            self.notify("Mark runs with Space first, or press C to compare a sweep.")
+            return
+        from rhea_tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(handles, title=f"{len(handles)} marked runs"))
+
+    def action_compare_sweep(self) -> None:
+        sweep = self.current_sweep()
+        if sweep is None:
+            self.notify("The selected run belongs to no sweep.", severity="warning")
+            return
+        handles = [r.name for r in self.rhea.runs if r.sweep == sweep]
+        from rhea_tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(handles, title=f"sweep:{sweep}"))
+
+    def action_new_run(self) -> None:
+        from rhea_tui.screens.new_run import NewRunScreen
+
+        self.app.push_screen(NewRunScreen())
+
+    def action_stop(self) -> None:
+        handle = self.current_run()
+        if handle:
+            from rhea_tui.actions import stop_run
+
+            self.rhea.act_on_run(f"Stopping {handle}", stop_run, handle)
+
+    def action_resume(self) -> None:
+        handle = self.current_run()
+        if handle:
+            from rhea_tui.actions import resume_run
+
+            self.rhea.act_on_run(f"Resuming {handle}", resume_run, handle)
+
+    def action_export(self) -> None:
+        handle = self.current_run()
+        if handle:
+            from rhea_tui.actions import export_run
+
+            self.rhea.act_on_run(f"Exporting {handle}", export_run, handle, on_store=False)
+
+    def action_delete(self) -> None:
+        handle = self.current_run()
+        if not handle:
+            return
+        from rhea_tui.actions import delete_run
+        from rhea_tui.screens.dialogs import ConfirmScreen
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.marked.discard(handle)
+                self.rhea.act_on_run(f"Deleting {handle}", delete_run, handle)
+
+        question = f"Delete run [b]{handle}[/b] and its directory (events, log, checkpoints)?"
+        self.app.push_screen(ConfirmScreen(question, "Delete"), confirmed)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.add_class("shown")
+        box.value = self.filter_text
+        box.focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.update_data()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.query_one(RunsTable).focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        if box.has_focus:
+            box.remove_class("shown")
+            self.query_one(RunsTable).focus()
+            return
+        self.filter_text, self.status_filter = "", None
+        self.marked.clear()
+        self.update_data()
+
+    def action_cycle_status(self) -> None:
+        index = STATUS_FILTERS.index(self.status_filter)
+        self.status_filter = STATUS_FILTERS[(index + 1) % len(STATUS_FILTERS)]
+        self.update_data()
+
+    def action_group(self) -> None:
+        self.group = not self.group
+        self.update_data()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.update_data()
+
+    def action_reverse_sort(self) -> None:
+        self.descending = not self.descending
+        self.update_data()
+
+    def action_help(self) -> None:
+        from rhea_tui.screens.dialogs import HelpScreen
+
+        self.app.push_screen(HelpScreen(HELP))
+
+    def action_quit(self) -> None:
+        self.app.exit()

@@ -1,0 +1,132 @@
+"""RunsTable: the live table of runs, updated cell by cell so the cursor never jumps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from rhea_engine.runs.store import RunRow
+from rhea_tui.widgets.series import fmt_age, fmt_num, status_text
+
+GROUP_PREFIX = "sweep:"
+
+# (key, label, shown when narrow)
+COLUMNS = (
+    ("run", "run", True),
+    ("sweep", "sweep", False),
+    ("status", "status", True),
+    ("epoch", "epoch", True),
+    ("train", "train", True),
+    ("test", "test", True),
+    ("eln", "ELN max", True),
+    ("lr", "lr", True),
+    ("device", "device", False),
+    ("age", "age", True),
+)
+
+
+def row_cells(row: RunRow, marked: bool, now: float, wide: bool) -> list[Text]:
+    """The cells of one run, in column order."""
+    label, style = status_text(row.status)
+    total = row.total_epochs or row.config.get("epochs")
+    epoch = f"{row.last_epoch or 0}/{total}" if total else str(row.last_epoch or 0)
+    started = row.started or row.created
+    cells = {
+        "run": Text(("● " if marked else "  ") + row.name, style="bold" if marked else ""),
+        "sweep": Text(row.sweep or "-", style="dim" if not row.sweep else ""),
+        "status": Text(label, style=style),
+        "epoch": Text(epoch, justify="right"),
+        "train": Text(fmt_num(row.last_train_loss), justify="right"),
+        "test": Text(fmt_num(row.last_test_loss), justify="right"),
+        "eln": Text(fmt_num(row.max_eln_violation), justify="right"),
+        "lr": Text(fmt_num(row.learning_rate or row.config.get("learning_rate")), justify="right"),
+        "device": Text(row.device or row.config.get("device") or "-"),
+        "age": Text(fmt_age(now - started if started else None), justify="right"),
+    }
+    return [cells[key] for key, _, narrow in COLUMNS if wide or narrow]
+
+
+def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]:
+    """A header row of one sweep group: its name and a count per status."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    summary = " ".join(f"{status_text(s)[0].split()[0]}{n}" for s, n in sorted(counts.items()))
+    name = f"▾ {sweep}" if sweep else "▾ (no sweep)"
+    cells = [Text(name, style="bold reverse")] + [Text("") for _ in range(len(COLUMNS) - 1)]
+    cells[1 if wide else 1] = Text(f"{len(rows)} runs  {summary}", style="bold")
+    return cells[: len([c for c in COLUMNS if wide or c[2]])]
+
+
+class RunsTable(DataTable[Text]):
+    """One row per run (key: the run handle); group header rows have key 'sweep:NAME'."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        self.wide = True
+        self._layout: list[str] = []
+        self._cells: dict[str, list[Text]] = {}
+
+    def set_wide(self, wide: bool) -> None:
+        if wide != self.wide or not self.columns:
+            self.wide = wide
+            self.clear(columns=True)
+            for key, label, narrow in COLUMNS:
+                if wide or narrow:
+                    self.add_column(label, key=key)
+            self._layout = []
+            self._cells = {}
+
+    def show(
+        self,
+        rows: list[RunRow],
+        marked: set[str],
+        now: float,
+        group: bool,
+        group_key: Callable[[RunRow], str | None] = lambda r: r.sweep,
+    ) -> None:
+        """Show these rows in this order, touching only cells whose text changed."""
+        if not self.columns:
+            self.set_wide(self.wide)
+        wanted: list[tuple[str, list[Text]]] = []
+        if group:
+            groups: dict[str | None, list[RunRow]] = {}
+            for row in rows:
+                groups.setdefault(group_key(row), []).append(row)
+            for sweep, members in groups.items():
+                wanted.append((GROUP_PREFIX + (sweep or ""), group_cells(sweep, members, self.wide)))
+                wanted.extend(
+                    (r.name, row_cells(r, r.name in marked, now, self.wide)) for r in members
+                )
+        else:
+            wanted = [(r.name, row_cells(r, r.name in marked, now, self.wide)) for r in rows]
+        layout = [key for key, _ in wanted]
+        if layout != self._layout:
+            cursor_key = self.current_key()
+            self.clear()
+            for key, cells in wanted:
+                self.add_row(*cells, key=key)
+            self._layout = layout
+            self._cells = dict(wanted)
+            if cursor_key in layout:
+                self.move_cursor(row=layout.index(cursor_key), animate=False)
+            return
+        column_keys = [key for key, _, narrow in COLUMNS if self.wide or narrow]
+        for key, cells in wanted:
+            old = self._cells.get(key, [])
+            for index, cell in enumerate(cells):
+                if index >= len(old) or old[index] != cell:
+                    try:
+                        self.update_cell(key, column_keys[index], cell)
+                    except RowDoesNotExist:
+                        continue
+            self._cells[key] = cells
+
+    def current_key(self) -> str | None:
+        """The key (run handle or 'sweep:NAME') under the cursor."""
+        if not self._layout or not 0 <= self.cursor_row < len(self._layout):
+            return None
+        return self._layout[self.cursor_row]

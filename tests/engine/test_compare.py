@@ -1,0 +1,77 @@
+"""Comparison logic: differing parameters, last/best metrics with baselines, down-sampling."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from rhea_engine.compare import compare_runs, differing_params, downsample, log_safe
+from rhea_engine.config import default_config
+from rhea_engine.runs.rundir import RunWriter
+from rhea_engine.runs.store import Store
+
+
+def make_run(store: Store, name: str, sweep: str | None, lr: float, width: int,
+             losses: list[float], evaluation: dict[str, float] | None = None) -> None:
+    config = default_config().replace(learning_rate=lr, **{f"width_{h}": width for h in
+                                                            ("shared", "stability", "growthrate", "density", "flux")})
+    row = store.create_run(config, name=name, sweep=sweep)
+    with RunWriter(row.path) as writer:
+        writer.start(total_epochs=len(losses))
+        for epoch, loss in enumerate(losses, start=1):
+            writer.epoch(epoch, {"train_loss": loss, "test_loss": 1.5 * loss,
+                                 "ELN_violation": 1e-3 * epoch, "learning_rate": lr})
+        if evaluation:
+            writer.evaluation(evaluation)
+        writer.status("completed")
+
+
+def test_compare_sweep(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        make_run(store, "s-1", "s", 1e-3, 32, [1.0, 0.5, 0.7],
+                 {"model_test_loss": 0.2, "box3d_test_loss": 0.4, "identity_test_loss": 0.9})
+        make_run(store, "s-2", "s", 1e-4, 32, [2.0, 1.0, 0.25])
+        make_run(store, "other", None, 1e-4, 64, [3.0, math.nan])
+        result = compare_runs(store, ["sweep:s", "other"], metric="train_loss")
+    assert result["runs"] == ["s-1", "s-2", "other"]
+    # only what differs, widths folded into one column because every head agrees
+    assert result["params"] == {
+        "learning_rate": {"s-1": 1e-3, "s-2": 1e-4, "other": 1e-4},
+        "width": {"s-1": 32, "s-2": 32, "other": 64},
+    }
+    table = {entry["run"]: entry for entry in result["table"]}
+    assert table["s-1"]["metric_last"] == 0.7 and table["s-1"]["metric_best"] == 0.5
+    assert table["s-1"]["metric_best_epoch"] == 2
+    assert table["s-1"]["best_test_loss"] == pytest.approx(0.75)
+    assert table["s-2"]["last_test_loss"] == pytest.approx(0.375)
+    assert table["s-2"]["max_ELN_violation"] == pytest.approx(3e-3)
+    # a non-finite last value does not hide the last finite one
+    assert table["other"]["metric_last"] == 3.0
+    assert result["baselines"] == ["model_test_loss", "box3d_test_loss", "identity_test_loss"]
+    assert table["s-1"]["evaluation"]["box3d_test_loss"] == 0.4
+    assert [e for e, _ in result["series"]["s-1"]["test_loss"]] == [1, 2, 3]
+
+
+def test_differing_params_unfolds_width_when_heads_differ() -> None:
+    a = default_config().to_dict()
+    b = {**a, "width_flux": 64}
+    params = differing_params({"a": a, "b": b})
+    assert params == {"width_flux": {"a": 32, "b": 64}}
+    c = {**a, "device": "cuda:1"}  # where a run ran is not a parameter
+    assert differing_params({"a": a, "c": c}) == {}
+
+
+def test_downsample_keeps_extremes_and_ends() -> None:
+    series = [(e, 1.0 / e) for e in range(1, 1001)]
+    series[500] = (501, 50.0)  # a spike must survive
+    series[700] = (701, 1e-9)  # and a dip
+    small = downsample(series, 40)
+    assert len(small) <= 81
+    values = [v for _, v in small]
+    assert 50.0 in values and 1e-9 in values
+    assert small[0] == series[0] and small[-1] == series[-1]
+    assert [e for e, _ in small] == sorted(e for e, _ in small)
+    assert downsample(series[:10], 40) == series[:10]
+    assert log_safe([(1, 0.0), (2, -1.0), (3, math.inf), (4, 2.0)]) == [(4, 2.0)]

@@ -1,0 +1,113 @@
+"""Synthetic generator: determinism, family fractions, Box3D invariants of its output, files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from rhea_engine.data import load_asymptotic, load_stable
+from rhea_engine.data.synth import FAMILIES, MAX_FLUX_FACTOR, SynthSamples, generate, synth_to_dir
+from rhea_engine.errors import DataError
+from rhea_engine.physics import (
+    box3d,
+    crossing_test,
+    eln,
+    flavor_sum,
+    flux_factor,
+    flux_magnitude,
+    ntot,
+)
+
+
+def test_determinism_and_chunk_independence(synth_small: SynthSamples) -> None:
+    again = generate(4096, seed=11, chunk=1000)
+    for name in ("F4_initial", "F4_final", "growth_rate", "stable", "family"):
+        assert np.array_equal(getattr(again, name), getattr(synth_small, name)), name
+    prefix = generate(1000, seed=11)
+    assert np.array_equal(prefix.F4_final, synth_small.F4_final[:1000])
+    other = generate(1000, seed=12)
+    assert not np.array_equal(other.F4_initial, prefix.F4_initial)
+
+
+def test_sampling_rules(synth_small: SynthSamples) -> None:
+    F4 = synth_small.F4_initial
+    assert F4.dtype == np.float64 and F4.shape == (4096, 4, 2, 3)
+    total = ntot(F4)
+    assert total.min() >= 1e30 and total.max() <= 1e35
+    assert np.log10(total).std() > 1.2  # spread over the decades, not bunched
+    assert flux_factor(F4).max() <= MAX_FLUX_FACTOR * (1 + 1e-12)
+    for a in (1, 2):  # all four heavy species identical
+        for s in (0, 1):
+            assert np.array_equal(F4[:, :, s, a], F4[:, :, 0, 1])
+    assert set(np.unique(synth_small.family)) == set(range(len(FAMILIES)))
+
+
+def test_labels_and_final_states(synth_small: SynthSamples) -> None:
+    F4, final = synth_small.F4_initial, synth_small.F4_final
+    unstable = synth_small.stable == 0
+    assert np.array_equal(unstable, crossing_test(F4, order=41))
+    assert np.array_equal(unstable, synth_small.growth_rate > 0)
+    assert np.array_equal(F4[~unstable], final[~unstable])  # stable rows unchanged, bit for bit
+    assert np.all(np.any(final[unstable] != F4[unstable], axis=(1, 2, 3)))
+    mixed = box3d(F4[unstable], order=17)
+    same = mixed.unstable  # a few crossings only the label grid sees are mixed on it instead
+    assert same.mean() > 0.99
+    assert np.array_equal(mixed.F4_final[same], final[unstable][same])
+    assert np.array_equal(mixed.growth_rate[same], synth_small.growth_rate[unstable][same])
+
+
+def test_invariants_of_output(synth_small: SynthSamples) -> None:
+    F4, final = synth_small.F4_initial, synth_small.F4_final
+    total = ntot(F4)
+    assert np.all(np.abs(flavor_sum(final) - flavor_sum(F4)) <= 1e-12 * total[:, None, None])
+    assert np.all(np.abs(eln(final) - eln(F4)) <= 1e-12 * total[:, None])
+    assert np.all(final[:, 3] >= 0)
+    assert np.all(flux_magnitude(final) <= final[:, 3] + 1e-9 * total[:, None, None])
+    assert np.array_equal(final[..., 1], final[..., 2])  # mu = tau in, mu = tau out
+
+
+def test_family_fractions() -> None:
+    samples = generate(3 * 4096, seed=5)
+    unstable = samples.stable == 0
+    frac = {name: unstable[samples.family == i].mean() for i, name in enumerate(FAMILIES)}
+    assert frac["isotropic"] == 0.0 and frac["single_species"] == 0.0
+    assert 0.40 < frac["skewed"] < 0.60
+    assert 0.68 < frac["merger"] < 0.85
+    assert frac["random"] > 0.92
+    assert 0.45 < unstable.mean() < 0.75
+
+
+def test_synth_to_dir(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    result = synth_to_dir(
+        tmp_path / "data", 5000, seed=2, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls[0] == (0, 5000) and calls[-1] == (5000, 5000)
+    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:], strict=False))
+    asym, stable = load_asymptotic(result.asymptotic_path), load_stable(result.stable_path)
+    assert len(stable) == 5000 and len(asym) == result.n_unstable == int((stable.stable == 0).sum())
+    assert asym.max_conservation_error <= 1e-12 and np.all(asym.growth_rate > 0)
+    expected = generate(5000, seed=2)
+    assert np.array_equal(stable.F4_initial, expected.F4_initial)
+    assert np.array_equal(asym.F4_final, expected.F4_final[expected.stable == 0])
+    with h5py.File(result.stable_path) as h5:
+        assert h5["F4_initial(1|ccm)"].dtype == np.float64
+        assert np.array_equal(h5["family"][()], expected.family)
+    assert set(result.fractions) == set(FAMILIES) and sum(result.counts.values()) == 5000
+    assert not list((tmp_path / "data").glob(".*tmp"))
+
+
+def test_synth_argument_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError):
+        synth_to_dir(tmp_path, 0, seed=1)
+    with pytest.raises(DataError):
+        generate(-5, seed=1)
+    with pytest.raises(DataError):
+        generate(5, seed=-1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="not a directory"):
+        synth_to_dir(tmp_path / "file", 10, seed=1)
+    assert len(generate(0, seed=1)) == 0

@@ -1,0 +1,76 @@
+"""The engine never loads the front ends' packages, and `rhea --help` never loads torch."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import rhea_engine
+
+FRONT_END_PACKAGES = ("textual", "typer", "rich", "rhea_tui")
+
+
+def _engine_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(rhea_engine.__path__, prefix="rhea_engine."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def test_engine_has_modules() -> None:
+    assert "rhea_engine.config" in _engine_modules()
+
+
+@pytest.mark.parametrize("module", _engine_modules())
+def test_engine_module_does_not_import_front_ends(module: str) -> None:
+    code = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"bad = [m for m in {FRONT_END_PACKAGES!r} if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} loaded {out.stdout.strip()}"
+
+
+def test_cli_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from rhea_tui.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print('torch' in sys.modules, 'textual' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def _commands(group, prefix=()):  # type: ignore[no-untyped-def]
+    import click
+
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+        else:
+            yield path, command
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from rhea_tui.cli import app
+
+    root = typer.main.get_command(app)
+    commands = list(_commands(root))
+    assert len(commands) >= 1
+    runner = CliRunner()
+    for path, _command in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example" in result.output or "example" in result.output, path

@@ -1,0 +1,268 @@
+"""Pilot tests of `rhea tui` against a real store and real run directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import NOW, wait_for
+from textual.widgets import DataTable, Static
+
+from rhea_engine.runs.procs import this_host
+from rhea_engine.runs.store import Store
+from rhea_tui.app import RheaApp
+from rhea_tui.screens.compare import CompareScreen
+from rhea_tui.screens.run import RunScreen
+from rhea_tui.screens.runs import RunsScreen
+from rhea_tui.widgets.plots import MetricPlot
+from rhea_tui.widgets.runs_table import RunsTable
+
+
+def make_app(home: Path) -> RheaApp:
+    return RheaApp(home, clock=lambda: NOW, poll_interval=0.25)
+
+
+async def goto(pilot, handle: str) -> None:  # type: ignore[no-untyped-def]
+    """Move the runs table's cursor onto `handle`."""
+    table = pilot.app.screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: handle in table._layout)
+    table.move_cursor(row=table._layout.index(handle))
+    await pilot.pause()
+
+
+async def test_runs_table_lists_every_run_with_its_status(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        table = app.screen.query_one(RunsTable)
+        assert table._layout == ["base", "lr-a", "lr-b", "lr-c", "broken", "live"]
+        statuses = {key: str(table.get_cell(key, "status")) for key in table._layout}
+        assert statuses["live"] == "▶ running"
+        assert statuses["broken"] == "✖ FAILED"
+        assert statuses["lr-c"] == "↯ DIVERGED"
+        assert str(table.get_cell("base", "epoch")) == "40/40"
+        # filter by sweep, then group
+        await pilot.press("slash", *"sweep:lr", "enter")
+        assert table._layout == ["lr-a", "lr-b", "lr-c"]
+        await pilot.press("escape")
+        assert len(table._layout) == 6
+        await pilot.press("g")
+        assert table._layout[0] == "sweep:" and "sweep:lr" in table._layout
+        await pilot.press("g", "o")  # sort by test loss: the best run first
+        assert table._layout[0] == "lr-b"
+
+
+async def test_select_run_shows_its_plots(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await goto(pilot, "lr-b")
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunScreen) and app.screen.handle == "lr-b"
+        loss = app.screen.query_one("#plot-loss", MetricPlot)
+        await wait_for(pilot, lambda: loss.point_count() == 80 and loss.draws > 0)
+        tasks = app.screen.query_one("#plot-tasks", MetricPlot)
+        assert len([s for s in tasks.series.values() if len(s) == 40]) == 6
+        assert len(app.screen.query_one("#plot-lr", MetricPlot).series["lr"]) == 40
+        assert len(app.screen.query_one("#plot-eln", MetricPlot).series["train"]) == 40
+        title = str(app.screen.query_one("#run-title", Static).render())
+        assert "lr-b" in title and "40/40" in title
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from rhea_engine.runs.rundir import RunWriter
+    sys.path.insert(0, sys.argv[2])
+    from rundata import epoch_metrics
+    with RunWriter(sys.argv[1]) as writer:
+        writer.start(device="cpu", total_epochs=20, data=[])
+        for epoch in range(1, 6):
+            writer.epoch(epoch, epoch_metrics(epoch))
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for epoch in range(6, 11):
+            writer.epoch(epoch, epoch_metrics(epoch))
+        print("appended", flush=True)
+        sys.stdin.readline()
+        writer.status("completed")
+    """
+)
+
+
+async def test_plots_follow_epochs_written_by_another_process(home: Path) -> None:
+    store = Store(home)
+    row = store.create_run({"epochs": 20}, name="grow", status="running")
+    store.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(row.path), str(Path(__file__).parent)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline().strip() == "ready"
+        app = make_app(home)
+        app.poll_interval = 1.0  # the real refresh rate
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.row("grow") is not None)
+            await goto(pilot, "grow")
+            await pilot.press("enter")
+            loss = app.screen.query_one("#plot-loss", MetricPlot)
+            await wait_for(pilot, lambda: len(loss.series.get("test", [])) == 5)
+            draws = loss.draws
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline().strip() == "appended"
+            waited = await wait_for(
+                pilot, lambda: len(loss.series["test"]) == 10 and loss.draws > draws, timeout=2.0
+            )
+            assert loss.series["test"][-1][0] == 10
+            assert waited < 2.0
+            assert "10/20" in str(app.screen.query_one("#run-title", Static).render())
+    finally:
+        if writer.stdin is not None:
+            writer.stdin.write("done\n")
+            writer.stdin.close()
+        writer.wait(timeout=10)
+
+
+async def test_compare_three_marked_runs(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await goto(pilot, "lr-a")
+        await pilot.press("space", "space", "space", "c")
+        assert isinstance(app.screen, CompareScreen)
+        assert app.screen.handles == ["lr-a", "lr-b", "lr-c"]
+        overlay = app.screen.query_one("#cmp-overlay", MetricPlot)
+        await wait_for(pilot, lambda: all(overlay.series.get(h) for h in app.screen.handles))
+        assert list(overlay.series) == ["lr-a", "lr-b", "lr-c"]
+        assert len(app.screen.query(".multiple")) == 3
+        params = app.screen.query_one("#cmp-params", DataTable)
+        await wait_for(pilot, lambda: params.row_count > 0)
+        names = [str(params.get_row_at(i)[0]) for i in range(params.row_count)]
+        assert names == ["learning_rate"]
+        metrics = app.screen.query_one("#cmp-metrics", DataTable)
+        assert metrics.row_count == 3
+        await pilot.press("m")
+        assert "train_loss" in overlay.title
+        await pilot.press("escape")
+        await goto(pilot, "broken")
+        await pilot.press("C")  # a run without a sweep: nothing to compare
+        assert isinstance(app.screen, RunsScreen)
+        await goto(pilot, "lr-b")
+        await pilot.press("C")  # the whole sweep of the selected run
+        assert isinstance(app.screen, CompareScreen) and app.screen.title_text == "sweep:lr"
+
+
+FAILING = textwrap.dedent(
+    """
+    import sys, traceback
+    from rhea_engine.runs.rundir import RunWriter
+    with RunWriter(sys.argv[1]) as writer:
+        writer.start(device="cpu", total_epochs=10, data=[])
+        try:
+            raise FloatingPointError("the density head produced an empty batch")
+        except FloatingPointError as exc:
+            writer.status("failed", error=f"FloatingPointError: {exc}",
+                          traceback=traceback.format_exc())
+            print("crashed at epoch 0", flush=True)
+            sys.exit(1)
+    """
+)
+
+
+async def test_failed_run_shows_its_error(home: Path) -> None:
+    store = Store(home)
+    row = store.create_run({"epochs": 10}, name="crash", status="running")
+    store.close()
+    assert row.path is not None
+    with open(row.path / "stdout.log", "w") as log:
+        code = subprocess.run([sys.executable, "-c", FAILING, str(row.path)], stdout=log).returncode
+    assert code == 1
+    app = make_app(home)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.row("crash") is not None)
+        table = app.screen.query_one(RunsTable)
+        assert str(table.get_cell("crash", "status")) == "✖ FAILED"
+        await goto(pilot, "crash")
+        await pilot.press("enter")
+        log = app.screen.query_one("#run-log-text", Static)
+        await wait_for(pilot, lambda: "empty batch" in str(log.render()))
+        text = str(log.render())
+        assert "crashed at epoch 0" in text  # the tail of stdout.log
+        assert "Traceback (most recent call last)" in text
+
+
+async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: Path) -> None:
+    from rhea_engine.config import resolve
+    from rhea_engine.data.synth import synth_to_dir
+    from rhea_engine.runs import launch
+
+    synth_to_dir(tmp_path / "data", n=400, seed=1)
+    config = resolve(
+        shortcuts={"epochs": 100000, "width": 8, "device": "cpu", "nhidden": 0,
+                   "data": str(tmp_path / "data" / "asymptotic.h5"),
+                   "stable_data": str(tmp_path / "data" / "stable.h5")},
+        sets=["epoch_num_samples=256", "batch_size=128", "num_threads=1", "heartbeat_seconds=1"],
+    )
+    store = Store(home)
+    store.create_run(config.to_dict(), name="worker")
+    process = launch.start_worker(store, "worker", env={"OMP_NUM_THREADS": "1"})
+    store.close()
+    try:
+        app = make_app(home)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: (app.row("worker") or app.runs[0]).last_epoch, 60)
+            row = app.row("worker")
+            assert row is not None and row.status == "running" and row.host == this_host()
+            await goto(pilot, "worker")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.row("worker").status != "running", 30)
+            assert app.row("worker").status == "stopped"
+        assert process.wait(timeout=10) == 0
+        assert (home / "runs" / "worker" / "checkpoints" / "last.pt").is_file()
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, 9)
+            process.wait()
+
+
+async def test_delete_asks_first(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await goto(pilot, "broken")
+        await pilot.press("d", "n")
+        assert app.row("broken") is not None
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: app.row("broken") is None)
+        assert not (home / "runs" / "broken").exists()
+
+
+async def test_new_run_form_shows_validation_errors(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("n")
+        from rhea_tui.screens.new_run import NewRunScreen
+
+        assert isinstance(app.screen, NewRunScreen)
+        lr = app.screen.query_one("#field-lr")
+        lr.value = "-1"
+        await pilot.pause()
+        error = app.screen.query_one("#form-error", Static)
+        assert "learning_rate" in str(error.render()) and lr.has_class("-invalid")
+        lr.value = "1e-4"
+        app.screen.query_one("#field-data").value = "/nowhere/data.h5"
+        await pilot.pause()
+        assert "/nowhere/data.h5" in str(error.render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        assert time.monotonic() > 0
