@@ -8,8 +8,9 @@
 //       F4_final, relative for the growth rate, absolute for the stability.
 //   rhea_ffi_check restrict
 //       Checks ffi_restrict_to_physical on random and deliberately unphysical four-fluxes.
-//   rhea_ffi_check bench MODEL N REPEATS
-//       Median seconds per predict_all call on N random cells, one thread.
+//   rhea_ffi_check bench MODEL INPUTS.pt REPEATS
+//       Median seconds per predict_all call on the cells F4_initial of INPUTS.pt (a container
+//       as above, so that Python and C++ time the same cells), one thread.
 #include "FFISubgridAOTI.h"
 #include "FFISubgridModel.h"
 
@@ -93,10 +94,11 @@ int restrict_check() {
                     "physical four-fluxes come back bit for bit");
 
   // Push one species of each cell outside the light cone (flux factor 1.5) or below zero
-  // density, and make one cell's whole nu_mu row negative.
+  // density, keeping the flavor sums physical (otherwise no mixing can help).
   using torch::indexing::Slice;
   auto broken = physical.clone();
-  const auto N_mu = broken.index({Slice(0, 500), 3, 0, 1});
+  const auto N_mu = 0.1 * broken.index({Slice(0, 500), 3, 0, 0});
+  broken.index_put_({Slice(0, 500), 3, 0, 1}, N_mu);
   auto F_mu = broken.index({Slice(0, 500), Slice(0, 3), 0, 1});
   const auto unit = F_mu / F_mu.norm(2, 1, true);
   broken.index_put_({Slice(0, 500), Slice(0, 3), 0, 1}, 1.5 * unit * N_mu.unsqueeze(1));
@@ -117,15 +119,21 @@ int restrict_check() {
   std::printf("  flavor-summed four-flux drift / ntot = %.2e\n", drift);
   failures += check(drift < 1e-12, "flavor sums of nu and nubar conserved to 1e-12 of ntot");
   failures += check(!torch::equal(fixed, broken), "the corrected tensor is returned");
+
+  // A cell whose flavor sum itself is outside the light cone cannot be mixed into shape.
+  auto hopeless = physical.index({Slice(0, 1)}).clone();
+  hopeless.index_put_({0, Slice(0, 3), 0, Slice()}, 0.0);
+  hopeless.index_put_({0, 0, 0, Slice()}, 2.0 * hopeless.index({0, 3, 0, Slice()}));
+  failures += check(torch::equal(ffi_restrict_to_physical(hopeless), hopeless),
+                    "a cell with an unphysical flavor sum is left as it is");
   std::printf("%s\n", failures == 0 ? "PASS" : "FAIL");
   return failures == 0 ? 0 : 1;
 }
 
-int bench(const std::string& model_path, int64_t n, int repeats) {
+int bench(const std::string& model_path, const std::string& inputs_path, int repeats) {
   at::set_num_threads(1);
-  torch::manual_seed(0);
   auto predict = load_predictor(model_path);
-  const auto F4 = random_F4(n).to(torch::kFloat32);
+  const auto F4 = torch::jit::load(inputs_path).attr("F4_initial").toTensor();
   for (int i = 0; i < 3; ++i) predict(F4);  // warm-up (TorchScript profiling runs)
   std::vector<double> seconds;
   for (int i = 0; i < repeats; ++i) {
@@ -147,13 +155,13 @@ int main(int argc, char* argv[]) {
       return parity(argv[2], argv[3], argc == 5 ? std::atof(argv[4]) : 1e-6);
     }
     if (mode == "restrict" && argc == 2) return restrict_check();
-    if (mode == "bench" && argc == 5) return bench(argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
+    if (mode == "bench" && argc == 5) return bench(argv[2], argv[3], std::atoi(argv[4]));
   } catch (const std::exception& exc) {
     std::fprintf(stderr, "rhea_ffi_check: %s\n", exc.what());
     return 1;
   }
   std::fprintf(stderr,
-               "usage: %s parity MODEL EXPECTED [TOLERANCE] | restrict | bench MODEL N REPEATS\n",
+               "usage: %s parity MODEL EXPECTED [TOLERANCE] | restrict | bench MODEL INPUTS REPEATS\n",
                argv[0]);
   return 2;
 }

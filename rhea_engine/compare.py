@@ -18,7 +18,10 @@ Series = list[tuple[int, float]]
 PLOT_METRICS = ("train_loss", "test_loss", "ELN_violation")
 # config keys that describe where a run ran or how often it talks, not what it learned
 _NOT_PARAMS = {"device", "heartbeat_seconds", "num_threads"}
-_GROUPS = {"width": tuple(f"width_{h}" for h in HEADS), "nhidden": tuple(f"nhidden_{h}" for h in HEADS)}
+_GROUPS = {
+    "width": tuple(f"width_{h}" for h in HEADS),
+    "nhidden": tuple(f"nhidden_{h}" for h in HEADS),
+}
 
 
 def _collapse(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,27 +72,48 @@ def best_value(series: Series) -> tuple[int, float] | None:
     return min(finite, key=lambda pair: (pair[1], pair[0])) if finite else None
 
 
-def baseline_names(evaluations: Sequence[Mapping[str, float]]) -> list[str]:
-    """Final-evaluation entries that name a baseline (Box3D, identity) or the model, in order."""
-    names: list[str] = []
-    for evaluation in evaluations:
+SOURCES = (("model", "model"), ("box3d", "Box3D"), ("identity", "identity"))
+
+
+def evaluation_table(evaluations: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """The final evaluations side by side: one row per run (the model's numbers), then the
+    Box3D and identity baselines once (or once per run where the runs' test data differ).
+
+    Entries are named `{model,box3d,identity}_{quantity}`; others (counts) are left out.
+    """
+    quantities: list[str] = []
+    for evaluation in evaluations.values():
         for name in evaluation:
-            if name not in names:
-                names.append(name)
-
-    def rank(name: str) -> tuple[int, str]:
-        lowered = name.lower()
-        kind = 0 if "model" in lowered else 1 if "box3d" in lowered else 2 if "identity" in lowered else 3
-        return (kind, name)
-
-    return sorted(names, key=rank)
+            for prefix, _ in SOURCES:
+                if name.startswith(prefix + "_"):
+                    quantity = name[len(prefix) + 1 :]
+                    if quantity not in quantities:
+                        quantities.append(quantity)
+    rows: list[dict[str, Any]] = []
+    for run, evaluation in evaluations.items():
+        values = {q: evaluation.get(f"model_{q}") for q in quantities}
+        if any(v is not None for v in values.values()):
+            rows.append({"label": run, "source": "model", "run": run, "values": values})
+    for prefix, label in SOURCES[1:]:
+        seen: list[dict[str, Any]] = []
+        for run, evaluation in evaluations.items():
+            values = {q: evaluation.get(f"{prefix}_{q}") for q in quantities}
+            if all(v is None for v in values.values()) or values in seen:
+                continue
+            seen.append(values)
+            rows.append({"label": label, "source": prefix, "run": run, "values": values})
+        if len(seen) > 1:  # different test data: say whose baseline each row is
+            for row in rows:
+                if row["source"] == prefix:
+                    row["label"] = f"{label} ({row['run']})"
+    return {"quantities": quantities, "rows": rows}
 
 
 def metric_table(
     rows: Sequence[Any], series: Mapping[str, Mapping[str, Series]], metric: str = "test_loss"
 ) -> list[dict[str, Any]]:
     """One dict per run: status, epochs, last/best train & test loss, max ELN, the chosen metric,
-    and the final-evaluation numbers (model, Box3D, identity) where the run has them."""
+    and the run's final-evaluation numbers (model, Box3D, identity) where it has them."""
     table = []
     for row in rows:
         runs = series.get(row.name, {})
@@ -127,7 +151,7 @@ def downsample(series: Series, width: int) -> Series:
     out: Series = []
     size = len(series) / width
     for bucket in range(width):
-        chunk = series[int(bucket * size): int((bucket + 1) * size)]
+        chunk = series[int(bucket * size) : int((bucket + 1) * size)]
         if not chunk:
             continue
         finite = _finite(chunk)
@@ -151,17 +175,24 @@ def compare_runs(
     store: Any, handles: Sequence[str], metric: str = "test_loss", width: int = 0
 ) -> dict[str, Any]:
     """Everything `rhea compare` shows, JSON-able: params, table, and the series of each run."""
+    from rhea_engine.runs.slurm import refresh_slurm_statuses
+
     store.ingest()
+    refresh_slurm_statuses(store)
     rows = [store.get_run(r.name) for r in store.resolve_handles(list(handles))]
     names = list(dict.fromkeys([metric, *PLOT_METRICS]))
     series = {row.name: store.metrics(row.name, names) for row in rows}
     if width:
-        series = {run: {m: downsample(s, width) for m, s in per.items()} for run, per in series.items()}
+        series = {
+            run: {m: downsample(s, width) for m, s in per.items()} for run, per in series.items()
+        }
     return {
         "runs": [row.name for row in rows],
         "metric": metric,
         "params": differing_params({row.name: row.config for row in rows}),
         "table": metric_table(rows, series, metric),
-        "baselines": baseline_names([row.evaluation for row in rows]),
-        "series": {run: {m: [[e, v] for e, v in s] for m, s in per.items()} for run, per in series.items()},
+        "evaluation": evaluation_table({row.name: row.evaluation for row in rows}),
+        "series": {
+            run: {m: [[e, v] for e, v in s] for m, s in per.items()} for run, per in series.items()
+        },
     }

@@ -148,8 +148,13 @@ def _check_writable(path: Path) -> None:
 
 
 def _tmp_beside(path: Path) -> Path:
-    """A temporary name in the same folder, keeping the suffix (AOTInductor insists on .pt2)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    """The same file name in a hidden folder beside `path`, renamed into place when complete.
+
+    Keeping the name keeps the archive's inner folder (named after the file) and the suffix
+    (AOTInductor insists on .pt2)."""
+    folder = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    folder.mkdir(exist_ok=True)
+    return folder / path.name
 
 
 class _PredictAll(torch.nn.Module):
@@ -212,15 +217,17 @@ def export_model(
     except OSError as exc:
         raise ExportError(f"Cannot write the model to {target}: {exc.strerror or exc}.") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     full_card["file"] = {"name": target.name, "sha256": _sha256(target),
                          "bytes": target.stat().st_size}
     full_card["parity"] = diffs
     card_path = card_path_for(target)
     tmp_card = _tmp_beside(card_path)
-    tmp_card.write_text(json.dumps(full_card, indent=2, default=str) + "\n")
-    os.replace(tmp_card, card_path)
+    try:
+        tmp_card.write_text(json.dumps(full_card, indent=2, default=str) + "\n")
+        os.replace(tmp_card, card_path)
+    finally:
+        shutil.rmtree(tmp_card.parent, ignore_errors=True)
     return ExportResult(path=target, card_path=card_path, format=fmt, device=device,
                         epoch=int(card.get("checkpoint", {}).get("epoch", -1)), parity=diffs,
                         seconds=time.perf_counter() - start)
@@ -237,7 +244,7 @@ def package_aoti(model: torch.nn.Module, path: Path, example_F4: torch.Tensor,
             torch._inductor.aoti_compile_and_package(
                 program, package_path=str(path),
                 inductor_configs={"aot_inductor.metadata": {"rhea_model": "predict_all",
-                                                            "rhea_format": card["format"]}},
+                                                            "rhea_device": str(card["device"])}},
             )
     except RheaError:
         raise
@@ -319,9 +326,13 @@ def resolve_checkpoint(run_path: Path, best: bool = False, epoch: int | None = N
 
 
 def _export_device(cpu: bool, config_device: str) -> str:
+    """CPU with --cpu or without CUDA; else the run's GPU if this machine has it, else cuda:0."""
     if cpu or config_device == "cpu" or not torch.cuda.is_available():
         return "cpu"
-    return config_device if config_device.startswith("cuda") else "cuda"
+    index = config_device.partition(":")[2]
+    if index.isdigit() and int(index) < torch.cuda.device_count():
+        return config_device
+    return "cuda"
 
 
 def export_run(

@@ -27,11 +27,21 @@ _HEADER_RE = re.compile(r"^(\d+):(\S+)$")
 _SANITIZE_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 # upstream activation classes and optimizers, by the names that appear in parameters.txt
-_ACTIVATIONS = {"leakyrelu": "leaky_relu", "relu": "relu", "gelu": "gelu", "silu": "silu",
-                "tanh": "tanh"}
+_ACTIVATIONS = {
+    "leakyrelu": "leaky_relu",
+    "relu": "relu",
+    "gelu": "gelu",
+    "silu": "silu",
+    "tanh": "tanh",
+}
 _OPTIMIZERS = {"adamw": "adamw", "adam": "adam", "sgd": "sgd"}
-_RENAMED = {"op": "optimizer", "lr": "learning_rate", "seed": "random_seed",
-            "learn_task_weights": "task_weighting", "do_learn_task_weights": "task_weighting"}
+_RENAMED = {
+    "op": "optimizer",
+    "lr": "learning_rate",
+    "seed": "random_seed",
+    "learn_task_weights": "task_weighting",
+    "do_learn_task_weights": "task_weighting",
+}
 
 
 @dataclass
@@ -163,10 +173,14 @@ def parse_loss(path: Path) -> tuple[list[str], list[tuple[int, dict[str, float]]
                 ) from None
         epoch_value = values.pop("epoch", float(len(rows) + 1))
         if not math.isfinite(epoch_value) or not float(epoch_value).is_integer():
-            raise ImportFormatError(f"{path}, line {number}: the epoch {epoch_value} is not an integer.")
+            raise ImportFormatError(
+                f"{path}, line {number}: the epoch {epoch_value} is not an integer."
+            )
         rows.append((int(epoch_value), values))
     if names is None:
-        raise ImportFormatError(f"{path} is empty: expected a header line such as '1:epoch\\t2:...'.")
+        raise ImportFormatError(
+            f"{path} is empty: expected a header line such as '1:epoch\\t2:...'."
+        )
     return names, rows
 
 
@@ -251,8 +265,10 @@ def import_runs(
     created: list[str] = []
     try:
         if sweep is not None:
-            store.create_sweep(sweep, {"kind": "import", "source": str(source),
-                                       "folders": [f.name for f in folders]})
+            store.create_sweep(
+                sweep,
+                {"kind": "import", "source": str(source), "folders": [f.name for f in folders]},
+            )
         for run_name, upstream in zip(names, parsed, strict=True):
             _write_run(store, run_name, sweep, upstream, copy_checkpoints, created)
     except BaseException:
@@ -264,7 +280,11 @@ def import_runs(
 
 
 def _write_run(
-    store: Any, run_name: str, sweep: str | None, upstream: UpstreamRun, copy: bool,
+    store: Any,
+    run_name: str,
+    sweep: str | None,
+    upstream: UpstreamRun,
+    copy: bool,
     created: list[str],
 ) -> None:
     config = cfgmod.from_dict(upstream.config).to_dict()
@@ -280,9 +300,15 @@ def _write_run(
     write_config(path, config, meta)
     last_epoch = upstream.epochs[-1][0] if upstream.epochs else 0
     with RunWriter(path) as writer:
-        writer.start(pid=None, host=None, device=config["device"], slurm_job_id=None,
-                     total_epochs=int(config.get("epochs") or last_epoch), data=[],
-                     imported_from=str(upstream.folder))
+        writer.start(
+            pid=None,
+            host=None,
+            device=config["device"],
+            slurm_job_id=None,
+            total_epochs=int(config.get("epochs") or last_epoch),
+            data=[],
+            imported_from=str(upstream.folder),
+        )
         for epoch, metrics in upstream.epochs:
             writer.epoch(epoch, metrics)
         for epoch, source in upstream.checkpoints:

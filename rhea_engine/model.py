@@ -95,6 +95,15 @@ class FFIModel(nn.Module):
         self.register_buffer("_triu_j", iu[1].clone(), persistent=False)
         self.register_buffer("_eye_species", torch.eye(2), persistent=False)
         self.register_buffer("_eye_flavor", torch.eye(NF), persistent=False)
+        # The constraints are an affine map of the raw head output, y = raw @ A + c: build A
+        # and c once from the reference implementation, then apply them with one addmm.
+        with torch.no_grad():
+            basis = torch.cat([torch.zeros(1, self.Ny), torch.eye(self.Ny)]).double()
+            for name, is_density in (("dens", True), ("flux", False)):
+                images = self._constrain_reference(basis, is_density).reshape(self.Ny + 1, self.Ny)
+                # float64, cast per call: keeps the constraints exact to the working precision
+                self.register_buffer(f"_A_{name}", images[1:] - images[0], persistent=False)
+                self.register_buffer(f"_c_{name}", images[0].clone(), persistent=False)
 
     # ---- inputs -----------------------------------------------------------------------
     @torch.jit.export
@@ -111,6 +120,14 @@ class FFIModel(nn.Module):
 
     # ---- network ----------------------------------------------------------------------
     def _y_from_raw(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
+        """Constrained transfer matrix [N, 2, NF, 2, NF] from a raw head output [N, Ny]."""
+        if is_density:
+            y = torch.addmm(self._c_dens.to(raw.dtype), raw, self._A_dens.to(raw.dtype))
+        else:
+            y = torch.addmm(self._c_flux.to(raw.dtype), raw, self._A_flux.to(raw.dtype))
+        return y.reshape(raw.shape[0], 2, self.NF, 2, self.NF)
+
+    def _constrain_reference(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
         """Impose number conservation (and heavy averaging, ELN in y) on a raw head output."""
         NF = self.NF
         y = raw.reshape(raw.shape[0], 2, NF, 2, NF)
@@ -158,8 +175,12 @@ class FFIModel(nn.Module):
     @torch.jit.export
     def F4_from_y(self, F4_initial: torch.Tensor, y_dens: torch.Tensor, y_flux: torch.Tensor) -> torch.Tensor:
         """Final F4 [N, 4, 2, NF] from the initial F4 and the transfer matrices."""
-        N_final = torch.einsum("nsatb,ntb->nsa", y_dens, F4_initial[:, 3])
-        F_final = torch.einsum("nsatb,nitb->nisa", y_flux, F4_initial[:, :3])
+        # species index s * NF + a; contract the (in species, in flavour) axis
+        n, NF = F4_initial.shape[0], self.NF
+        S = 2 * NF
+        F4_species = F4_initial.reshape(n, 4, S).contiguous()
+        N_final = (y_dens.reshape(n, S, S) * F4_species[:, 3:]).sum(dim=2).reshape(n, 2, NF)
+        F_final = torch.bmm(F4_species[:, :3], y_flux.reshape(n, S, S).transpose(1, 2)).reshape(n, 3, 2, NF)
         if self.conserve_lepton_number == "direct":
             eln_initial = F4_initial[:, 3, 0] - F4_initial[:, 3, 1]
             excess = N_final[:, 0] - N_final[:, 1] - eln_initial

@@ -53,11 +53,12 @@ class ExportedModel:
     NF: int = 3
     dtype: torch.dtype = torch.float32
     card: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def predict_all(self, F4_initial: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(F4_final, growth rate in 1/s, stability) as float64 arrays."""
         with torch.inference_mode():
-            out = self.predict(torch.as_tensor(F4_initial).to(self.dtype))
+            out = self.predict(torch.as_tensor(F4_initial).to(self.device, self.dtype))
         if len(out) != 3:
             raise ExportError(f"{self.path} returned {len(out)} outputs from predict_all; a Rhea "
                               "model returns three (F4_final, growth rate, stability).")
@@ -80,18 +81,15 @@ def load_exported(path: str | Path) -> ExportedModel:
         raise ExportError(f"The model file {file} does not exist.")
     if not zipfile.is_zipfile(file):
         raise _not_rhea(file, "not a TorchScript or AOTInductor archive")
-    if file.suffix == ".pt2":
-        try:
-            with quiet_torchscript():
-                runner = torch._inductor.aoti_load_package(str(file))
-        except Exception as exc:  # the loader raises many types for foreign files
-            raise _not_rhea(file, f"the AOTInductor package does not load: {_first_line(exc)}") from exc
-        metadata = runner.get_metadata() if hasattr(runner, "get_metadata") else {}
-        if metadata.get("rhea_model") != "predict_all":
-            raise _not_rhea(file, "the package has no Rhea metadata")
-        card = _card_beside(file)
-        return ExportedModel(path=file, format="aoti", predict=lambda F4: tuple(runner(F4)),
-                             NF=_card_NF(card), card=card)
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    is_aoti = any("/data/aotinductor/" in name for name in names)
+    if file.suffix == ".pt2" or is_aoti:
+        return _load_aoti(file, is_aoti)
+    if not any("/code/" in name for name in names):
+        saved = any(name.endswith("/data.pkl") for name in names)
+        raise _not_rhea(file, "it holds tensors saved with torch.save, such as a training "
+                        "checkpoint, not an exported model" if saved else "not a TorchScript archive")
     extra = {CARD_ENTRY: ""}
     try:
         with quiet_torchscript():
@@ -104,8 +102,32 @@ def load_exported(path: str | Path) -> ExportedModel:
     card = json.loads(extra[CARD_ENTRY]) if extra[CARD_ENTRY] else _card_beside(file)
     params = list(module.parameters())
     dtype = params[0].dtype if params else torch.float32
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    module = module.to(device)
     return ExportedModel(path=file, format="torchscript", predict=module.predict_all,
-                         NF=_card_NF(card), dtype=dtype, card=card)
+                         NF=_card_NF(card), dtype=dtype, card=card, device=device)
+
+
+def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
+    """An AOTInductor package written by `rhea export --format aoti`."""
+    if not is_aoti:
+        raise _not_rhea(file, "not an AOTInductor package")
+    try:
+        with quiet_torchscript():
+            runner = torch._inductor.aoti_load_package(str(file))
+    except Exception as exc:  # the loader raises many types for foreign files
+        raise _not_rhea(file, f"the AOTInductor package does not load: {_first_line(exc)}") from exc
+    metadata = runner.get_metadata() if hasattr(runner, "get_metadata") else {}
+    if metadata.get("rhea_model") != "predict_all":
+        raise _not_rhea(file, "the package has no Rhea metadata")
+    card = _card_beside(file)
+    device = str(metadata.get("rhea_device", card.get("device", "cpu")))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExportError(f"{file} was compiled for CUDA ({device}) and this machine has no "
+                          "usable GPU. Export with --format torchscript (or on a CPU machine "
+                          "with --cpu) to predict here.")
+    return ExportedModel(path=file, format="aoti", predict=lambda F4: tuple(runner(F4)),
+                         NF=_card_NF(card), card=card, device=device)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -114,7 +114,9 @@ def parse_axis(label: str, text: str) -> Axis:
         )
     parts = _split_list(text)
     if not parts:
-        raise ConfigError(f"No values given for '{label}'; expected a comma list such as 1e-4,1e-5.")
+        raise ConfigError(
+            f"No values given for '{label}'; expected a comma list such as 1e-4,1e-5."
+        )
     values = []
     for part in parts:
         value = cfgmod.coerce(keys[0], part)
@@ -204,6 +206,9 @@ def parse_sweep_values(
         if new_keys & seen:
             raise ConfigError(f"'{label}' sweeps a key that another flag already sweeps.")
         seen |= new_keys
+    both = sorted(set(fixed) & seen)
+    if both:
+        raise ConfigError(f"'{both[0]}' is both swept and set to one value; give it once.")
     return axes, ranges, fixed
 
 
@@ -264,17 +269,27 @@ def plan_sweep(
             )
         trials = expand_grid(axes)
     if len(trials) > max_trials:
-        raise ConfigError(f"The sweep has {len(trials)} trials, more than the limit of {max_trials}.")
+        raise ConfigError(
+            f"The sweep has {len(trials)} trials, more than the limit of {max_trials}."
+        )
     configs = []
     for index, override in enumerate(trials, start=1):
         try:
             configs.append(cfgmod.from_dict({**base, **override}).to_dict())
         except ConfigError as exc:
             shown = describe_trial(override, [*axes, *ranges])
-            raise ConfigError(f"Trial {index} of the sweep ({shown}) is invalid: {exc.message}") from None
+            raise ConfigError(
+                f"Trial {index} of the sweep ({shown}) is invalid: {exc.message}"
+            ) from None
     return SweepPlan(
-        name=name, base=dict(base), axes=list(axes), ranges=list(ranges), n_random=n_random,
-        search_seed=search_seed, trials=trials, configs=configs,
+        name=name,
+        base=dict(base),
+        axes=list(axes),
+        ranges=list(ranges),
+        n_random=n_random,
+        search_seed=search_seed,
+        trials=trials,
+        configs=configs,
     )
 
 

@@ -179,8 +179,8 @@ class _Trainer:
             stop = min(start + cfg.batch_size, n)
             if stop - start < 2 and b > 0:
                 break  # batch norm needs two rows; the remainder is dropped
-            asym = self.data.asym_train.rows[idx_a[start:stop]]
-            stab = self.data.stab_train.rows[idx_s[start:stop]]
+            asym = self.data.asym_train.rows.index_select(0, idx_a[start:stop])
+            stab = self.data.stab_train.rows.index_select(0, idx_s[start:stop])
             out, eln_batch = self.task_losses(asym, stab)
             values = {t: out[t][0] for t in TASKS}
             self.optimizer.zero_grad(set_to_none=True)
@@ -266,10 +266,11 @@ def _clone(value: Any) -> Any:
 
 def _make_optimizer(config: TrainConfig, params: list[dict[str, Any]]) -> torch.optim.Optimizer:
     lr, wd = config.learning_rate, config.weight_decay
+    # fused kernels: one pass over all parameters per step instead of one per tensor
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=True)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=True)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
     raise ValueError(config.optimizer)  # unreachable: TrainConfig validates the name
@@ -307,6 +308,7 @@ def train(
     cb.on_start({"device": str(device), "total_epochs": config.epochs, "resumed_from_epoch": resumed_from,
                  "data": data.files, "n_parameters": sum(p.numel() for p in trainer.model.parameters())})
     snapshot = trainer.state("stop")
+    best_model_state: dict[str, Any] | None = None
     metrics: dict[str, float] = {}
 
     def write(kind: str, path: Path, state: dict[str, Any]) -> None:
@@ -357,6 +359,7 @@ def train(
         cb.on_epoch(epoch, metrics)
         snapshot = trainer.state("last")
         if improved:
+            best_model_state = snapshot["model"]
             write("best", ckpt_dir / "best.pt", snapshot)
         if epoch % config.output_every == 0 or epoch == config.epochs:
             kind = "final" if epoch == config.epochs else "periodic"
@@ -366,7 +369,13 @@ def train(
     if evaluate_at_end:
         from rhea_engine.evaluate import evaluate
 
-        result.evaluation = evaluate(trainer.model, data)
+        # the model with the lowest test loss is the one a user exports and compares
+        best = build_model(config).to(device)
+        best_path = ckpt_dir / "best.pt"
+        if best_model_state is None and best_path.is_file():  # resumed past the best epoch
+            best_model_state = load_checkpoint(best_path, map_location=device)["model"]
+        best.load_state_dict(best_model_state if best_model_state is not None else trainer.model.state_dict())
+        result.evaluation = evaluate(best.eval(), data)
         cb.on_evaluation(result.evaluation)
     return result
 

@@ -1,4 +1,4 @@
-"""What the TUI's keys do to runs, through the same engine code as the CLI commands.
+"""What the TUI's keys do to runs, through the same engine calls as the CLI commands.
 
 Each function takes the store (or the home, for long work kept off the store thread) and
 returns a one-line message for the screen; a RheaError carries the user-facing reason.
@@ -9,32 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rhea_engine.errors import RheaError, RunError
+from rhea_engine.errors import DataError, RheaError
 from rhea_engine.runs.store import Store
 
 
 def stop_run(store: Store, handle: str) -> str:
+    """As `rhea stop`: SIGTERM to the worker (or the Slurm hook); it checkpoints and stops."""
     from rhea_engine.runs import launch
 
     store.ingest([handle])
-    row = store.get_run(handle)
-    done = launch.stop_run(store, row)
+    done = launch.stop_run(store, store.get_run(handle))
     return f"{handle}: {done}"
 
 
 def resume_run(store: Store, handle: str) -> str:
+    """As `rhea resume --detach`: continue from the last checkpoint in the background."""
     from rhea_engine.runs import launch
 
-    store.ingest([handle])
-    row = store.get_run(handle)
-    if row.status in ("running", "queued"):
-        raise RunError(f"Run '{handle}' is {row.status}; only a finished run can be resumed.")
-    if row.status == "completed":
-        raise RunError(
-            f"Run '{handle}' completed all its epochs; start a new run to train longer."
-        )
-    process = launch.start_worker(store, handle, resume=True)
-    return f"{handle}: resumed from its last checkpoint (pid {process.pid})"
+    process = launch.resume_run(store, handle)
+    where = f"pid {process.pid}" if process is not None else "resubmitted to Slurm"
+    return f"{handle}: resumed from its last checkpoint ({where})"
 
 
 def delete_run(store: Store, handle: str) -> str:
@@ -43,44 +37,50 @@ def delete_run(store: Store, handle: str) -> str:
 
 
 def export_run(home: Path, handle: str) -> str:
-    """Export the run's model (TorchScript) next to its run directory, if export exists."""
+    """As `rhea export RUN`: TorchScript of the latest checkpoint, parity-checked."""
     try:
-        from rhea_engine import export
+        from rhea_engine.export import export_run as engine_export
     except ImportError as exc:
         raise RheaError(
             "Export is not available in this installation; use `rhea export RUN` instead.",
             "Export unavailable",
         ) from exc
-    function: Any = getattr(export, "export_run", None)
-    if function is None:
-        raise RheaError(
-            "Export is not available in this installation; use `rhea export RUN` instead.",
-            "Export unavailable",
+    result = engine_export(home, handle)
+    worst = max(result.parity.values(), default=0.0)
+    return f"{handle} exported to {result.path} (max abs difference {worst:.1e})"
+
+
+def prepare_config(home: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """The checks `rhea run` makes before creating a run, and its default data set.
+
+    Data files must exist and be HDF5 of the right kind, both kinds or neither; a CUDA
+    device must exist. With no files, the synthetic default set is generated once per home.
+    """
+    from rhea_engine.runs import preflight
+
+    asymptotic = preflight.check_data_files(values["database_list"], "data files", "asymptotic")
+    stable = preflight.check_data_files(values["stable_database_list"], "stable data", "stable")
+    if bool(asymptotic) != bool(stable):
+        raise DataError(
+            "Training needs both asymptotic files (data files) and stability files (stable "
+            "data); give both, or neither to use the default synthetic data set."
         )
-    store = Store(home)
-    try:
-        result = function(store, handle)
-    finally:
-        store.close()
-    path = getattr(result, "path", result)
-    return f"{handle} exported to {path}"
+    preflight.check_device(values["device"])
+    if not asymptotic:
+        from rhea_engine.runs.defaults import default_data
+
+        asymptotic, stable, _ = default_data(home)
+    return {**values, "database_list": asymptotic, "stable_database_list": stable}
 
 
 def launch_new_run(store: Store, config: dict[str, Any], name: str | None, detach: bool) -> str:
     """Create the run and start its worker, as `rhea run --detach` does."""
+    from rhea_engine.errors import RunError
     from rhea_engine.runs import launch
 
-    row = store.create_run(config, name=name)
+    if name is not None and any(r.name == name for r in store.list_runs()):
+        raise RunError(f"A run named '{name}' already exists; choose another name.")
+    row = store.create_run(config, name=name, status="queued")
     process = launch.start_worker(store, row.name)
-    how = "detached" if detach else "attached to this session"
-    return f"{row.name} started ({how}, pid {process.pid})"
-
-
-def with_default_data(home: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """With no data files given, the synthetic default set (generated once per home)."""
-    if values.get("database_list") or values.get("stable_database_list"):
-        return values
-    from rhea_engine.runs.defaults import default_data
-
-    asymptotic, stable, _ = default_data(home)
-    return {**values, "database_list": asymptotic, "stable_database_list": stable}
+    how = "in the background" if detach else "until the TUI quits"
+    return f"{row.name} started {how} (pid {process.pid})"

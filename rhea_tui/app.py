@@ -52,7 +52,7 @@ class RheaApp(App[None]):
     """Watch, compare and launch training runs of one Rhea home."""
 
     TITLE = "rhea"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
@@ -86,11 +86,13 @@ class RheaApp(App[None]):
         self._last_error = ""
 
     # --- lifecycle -------------------------------------------------------------------
+    def on_load(self) -> None:
+        self.start_poll()  # read the store while the first screen is being built
+
     def on_mount(self) -> None:
         from rhea_tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
-        self.start_poll()
 
     def on_unmount(self) -> None:
         if self.attached:

@@ -121,23 +121,23 @@ def poll(store: Store, home: Path, request: PollRequest) -> PollResult:
         row = by_name.get(handle)
         if runs is not None and row is None:
             continue  # deleted
-        if row is not None and changed:
+        if row is not None:  # (a row is only at hand when something changed)
             result.details[handle] = store.get_run(handle)
-        if row is not None and (changed or known_epoch == 0):
-            last = row.last_epoch or 0
-            if last < known_epoch:  # resumed from an earlier checkpoint: start over
-                since, reset = 0, True
-            else:
-                since, reset = known_epoch, known_epoch == 0
-            if last > known_epoch or reset:
-                series = store.metrics(handle, list(PLOT_METRICS), since_epoch=since)
-                fresh = {
-                    name: [(e, v) for e, v in points if reset or e > known_epoch]
-                    for name, points in series.items()
-                }
-                result.metrics[handle] = {k: v for k, v in fresh.items() if v}
-                if reset:
-                    result.reset.add(handle)
+            # a live run whose last epoch went back was resumed from an earlier checkpoint
+            resumed = row.status in ("running", "queued") and (row.last_epoch or 0) < known_epoch
+            reset = known_epoch == 0 or resumed
+            series = store.metrics(
+                handle, list(PLOT_METRICS), since_epoch=0 if reset else known_epoch
+            )
+            fresh = {
+                name: [(e, v) for e, v in points if reset or e > known_epoch]
+                for name, points in series.items()
+            }
+            fresh = {name: points for name, points in fresh.items() if points}
+            if fresh or reset:
+                result.metrics[handle] = fresh
+            if reset:
+                result.reset.add(handle)
         if row is not None or runs is None:
             path = run_path(home, row) if row is not None else rundir.run_dir(home, handle)
             tail = read_log_tail(path, request.log_sizes.get(handle, -1))

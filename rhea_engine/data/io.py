@@ -281,7 +281,9 @@ def load_stable(path: str | os.PathLike[str]) -> StableSet:
     with h5:
         if STABLE not in h5 and F4_INITIAL in h5:
             asymptotic = F4_FINAL in h5 or GROWTH_RATE in h5
-            hint = " (this looks like an asymptotic file: pass it as --data)." if asymptotic else "."
+            hint = (
+                " (this looks like an asymptotic file: pass it as --data)." if asymptotic else "."
+            )
             raise _fail(
                 p,
                 f"the dataset '{STABLE}' is missing; a stable file needs "

@@ -14,6 +14,7 @@ from rhea_engine.data.schema import F4_FINAL, F4_INITIAL, GROWTH_RATE, NF, STABL
 from rhea_engine.errors import DataError
 from rhea_engine.physics.box import box3d
 from rhea_engine.physics.crossing import crossing_test
+from rhea_engine.physics.fourflux import flux_magnitude
 from rhea_engine.physics.quadrature import MIXING_ORDER, STABILITY_ORDER
 
 #: Families of sampled states, in code order, with their share of the samples.
@@ -72,42 +73,38 @@ def _block(seed: int, index: int, n: int) -> tuple[FloatArray, NDArray[np.int8]]
     """Initial four-fluxes [n, 4, 2, 3] and family codes of one random-number block."""
     rng = np.random.default_rng([seed, index])
     family = rng.choice(len(FAMILIES), size=n, p=FAMILY_WEIGHTS).astype(np.int8)
-    total = 10.0 ** rng.uniform(*LOG10_NTOT_RANGE, n)
+    total = np.exp(rng.uniform(*LOG10_NTOT_RANGE, n) * np.log(10.0))
     # Three base species: nu_e, nubar_e and one heavy species (all four heavies identical).
     shares = rng.uniform(0.0, 1.0, (n, 3))  # nu_e, nubar_e, the four heavies together
     shares /= shares.sum(axis=1, keepdims=True)
     # Flux vectors uniform in the ball |F| <= 0.9 N: the "fully random" family.
-    f = MAX_FLUX_FACTOR * rng.uniform(0.0, 1.0, (n, 3)) ** (1.0 / 3.0)
+    f = MAX_FLUX_FACTOR * np.cbrt(rng.uniform(0.0, 1.0, (n, 3)))
     direction = np.stack([_unit_vectors(rng, n) for _ in range(3)], axis=1)  # [n, species, 3]
-    # Draws used by single families, made for every row so that all blocks consume alike.
-    which = rng.integers(0, 3, n)
-    skew = (MAX_FLUX_FACTOR * rng.uniform(0.0, 1.0, (n, 3))) ** 10
-    # Nearly isotropic states cross only when nu_e and nubar_e nearly balance.
-    skew_ratio = np.exp(rng.uniform(-SKEWED_LOG_RATIO, SKEWED_LOG_RATIO, n))
-    ratio = rng.uniform(0.8, 2.0, n)
-    heavy_share = rng.uniform(0.2, 0.6, n)
-    axis = _unit_vectors(rng, n)
-    tilt = rng.normal(0.0, 0.25, (n, 3, 3))
-    f_merger = np.sort(
-        rng.uniform(0.0, MAX_FLUX_FACTOR, (n, 3)) * np.array([0.5, 0.75, 1.0]), axis=1
-    )
-
+    # Family-specific draws, made in a fixed order for the rows of each family.
     iso = family == FAMILIES.index("isotropic")
     f[iso] = 0.0
-    single = family == FAMILIES.index("single_species")
-    shares[single] = np.eye(3)[which[single]]
-    skewed = family == FAMILIES.index("skewed")
-    f[skewed] = skew[skewed]
+    single = np.flatnonzero(family == FAMILIES.index("single_species"))
+    shares[single] = np.eye(3)[rng.integers(0, 3, single.size)]
+    skewed = np.flatnonzero(family == FAMILIES.index("skewed"))
+    f[skewed] = (MAX_FLUX_FACTOR * rng.uniform(0.0, 1.0, (skewed.size, 3))) ** 10
+    # Nearly isotropic states cross only when nu_e and nubar_e nearly balance.
+    skew_ratio = np.exp(rng.uniform(-SKEWED_LOG_RATIO, SKEWED_LOG_RATIO, skewed.size))
     light = shares[skewed, 0] + shares[skewed, 1]
-    shares[skewed, 0] = light / (1.0 + skew_ratio[skewed])
+    shares[skewed, 0] = light / (1.0 + skew_ratio)
     shares[skewed, 1] = light - shares[skewed, 0]
-    merger = family == FAMILIES.index("merger")
-    light = 1.0 - heavy_share[merger]
-    shares[merger, 0] = light / (1.0 + ratio[merger])
+    merger = np.flatnonzero(family == FAMILIES.index("merger"))
+    m = merger.size
+    ratio = rng.uniform(0.8, 2.0, m)  # n_nubar_e / n_nu_e
+    heavy_share = rng.uniform(0.2, 0.6, m)
+    light = 1.0 - heavy_share
+    shares[merger, 0] = light / (1.0 + ratio)
     shares[merger, 1] = light - shares[merger, 0]
-    shares[merger, 2] = heavy_share[merger]
-    f[merger] = f_merger[merger]
-    aligned = axis[merger, None, :] + tilt[merger]
+    shares[merger, 2] = heavy_share
+    # Flux factors ordered nu_e < nubar_e < heavies, directions tilted about a common axis.
+    f[merger] = np.sort(
+        rng.uniform(0.0, MAX_FLUX_FACTOR, (m, 3)) * np.array([0.5, 0.75, 1.0]), axis=1
+    )
+    aligned = _unit_vectors(rng, m)[:, None, :] + rng.normal(0.0, 0.25, (m, 3, 3))
     direction[merger] = aligned / np.linalg.norm(aligned, axis=2, keepdims=True)
 
     density = shares * total[:, None]
@@ -133,7 +130,8 @@ def _initial(n: int, seed: int, start: int) -> tuple[FloatArray, NDArray[np.int8
 
 
 def _label_and_mix(F4: FloatArray, family: NDArray[np.int8]) -> SynthSamples:
-    unstable = crossing_test(F4, order=STABILITY_ORDER)
+    # Heavies are identical here, so the test takes its light two-species path: one call.
+    unstable = crossing_test(F4, order=STABILITY_ORDER, chunk=max(1, F4.shape[0]))
     final = F4.copy()
     growth = np.zeros(F4.shape[0])
     rows = np.flatnonzero(unstable)
@@ -158,7 +156,9 @@ def _label_and_mix(F4: FloatArray, family: NDArray[np.int8]) -> SynthSamples:
     )
 
 
-def _check_args(n: int, seed: int) -> None:
+def _check_args(n: int, seed: int, noise: float = 0.0) -> None:
+    if not (0.0 <= noise < 1.0):
+        raise DataError(f"The noise level must be in [0, 1) (a fraction of N_e), got {noise!r}.")
     if isinstance(n, bool) or int(n) != n or n < 0:
         raise DataError(
             f"The number of synthetic samples must be a non-negative integer, got {n!r}."
@@ -167,18 +167,51 @@ def _check_args(n: int, seed: int) -> None:
         raise DataError(f"The seed must be a non-negative integer, got {seed!r}.")
 
 
-def iter_chunks(n: int, seed: int, chunk: int = DEFAULT_CHUNK) -> Iterator[SynthSamples]:
+def add_noise(samples: SynthSamples, noise: float, seed: int, start: int) -> SynthSamples:
+    """Perturb final states in the null space of the conserved quantities (simulation-like scatter).
+
+    The e flavor gains 2c and mu and tau lose c each, the same for nu and nubar, with
+    c ~ noise * N_e(final) * normal per four-flux component: the flavor-summed four-flux of nu
+    and of nubar, each flavor's N_nu - N_nubar and mu = tau are untouched. Rows where the
+    perturbation would give N < 0 or |F| > N keep their noiseless state.
+    """
+    if noise <= 0:
+        return samples
+    n = len(samples)
+    blocks = range(start // BLOCK, (start + n + BLOCK - 1) // BLOCK)
+    normal = np.concatenate(
+        [np.random.default_rng([seed, b, 1]).normal(size=(BLOCK, 4)) for b in blocks]
+    )[:n]
+    final = samples.F4_final
+    scale = noise * np.minimum(final[:, 3, 0, 0], final[:, 3, 1, 0])
+    c = normal * scale[:, None]
+    c[samples.stable == 1] = 0.0  # stable rows stay identical to their initial state
+    noisy = final.copy()
+    noisy[:, :, :, 0] += 2.0 * c[:, :, None]
+    noisy[:, :, :, 1:] -= c[:, :, None, None]
+    physical = np.all(noisy[:, 3] >= 0, axis=(1, 2)) & np.all(
+        flux_magnitude(noisy) <= noisy[:, 3], axis=(1, 2)
+    )
+    noisy[~physical] = final[~physical]
+    return SynthSamples(
+        samples.F4_initial, noisy, samples.growth_rate, samples.stable, samples.family
+    )
+
+
+def iter_chunks(
+    n: int, seed: int, chunk: int = DEFAULT_CHUNK, noise: float = 0.0
+) -> Iterator[SynthSamples]:
     """Generate `n` samples for `seed` in chunks (rounded up to whole blocks of 4096 rows)."""
-    _check_args(n, seed)
+    _check_args(n, seed, noise)
     chunk = max(BLOCK, (int(chunk) + BLOCK - 1) // BLOCK * BLOCK)
     for start in range(0, n, chunk):
         F4, family = _initial(min(chunk, n - start), seed, start)
-        yield _label_and_mix(F4, family)
+        yield add_noise(_label_and_mix(F4, family), noise, seed, start)
 
 
-def generate(n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK) -> SynthSamples:
+def generate(n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, noise: float = 0.0) -> SynthSamples:
     """All `n` samples in memory (use synth_to_dir for large n): deterministic for a seed."""
-    parts = list(iter_chunks(n, seed, chunk))
+    parts = list(iter_chunks(n, seed, chunk, noise))
     if not parts:
         empty = np.zeros((0, 4, 2, NUM_FLAVORS))
         return SynthSamples(empty, empty.copy(), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
@@ -203,11 +236,12 @@ def synth_to_dir(
     seed: int = 0,
     progress: Progress | None = None,
     chunk: int = DEFAULT_CHUNK,
+    noise: float = 0.0,
 ) -> SynthResult:
     """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming."""
     import h5py
 
-    _check_args(n, seed)
+    _check_args(n, seed, noise)
     if n == 0:
         raise DataError("Asked for 0 synthetic samples; give --n of at least 1.")
     out = Path(directory).expanduser()
@@ -224,9 +258,14 @@ def synth_to_dir(
     done = 0
     shape = (0, 4, 2, NUM_FLAVORS)
     grow = (None, 4, 2, NUM_FLAVORS)
-    block = (min(max(n, 1), 4096), 4, 2, NUM_FLAVORS)
+    block = (min(n, 8192), 4, 2, NUM_FLAVORS)
     try:
-        with h5py.File(tmp["asymptotic"], "w") as fa, h5py.File(tmp["stable"], "w") as fs:
+        # The unstable count is known only at the end: the asymptotic file grows (with a chunk
+        # cache large enough that appends never re-read a chunk); the stable file is laid out.
+        with (
+            h5py.File(tmp["asymptotic"], "w", rdcc_nbytes=64 * 2**20) as fa,
+            h5py.File(tmp["stable"], "w") as fs,
+        ):
             a_init = fa.create_dataset(
                 F4_INITIAL, shape=shape, maxshape=grow, dtype="f8", chunks=block
             )
@@ -236,30 +275,26 @@ def synth_to_dir(
             a_rate = fa.create_dataset(
                 GROWTH_RATE, shape=(0,), maxshape=(None,), dtype="f8", chunks=(block[0],)
             )
-            s_init = fs.create_dataset(
-                F4_INITIAL, shape=shape, maxshape=grow, dtype="f8", chunks=block
-            )
-            s_label = fs.create_dataset(
-                STABLE, shape=(0,), maxshape=(None,), dtype="f8", chunks=(block[0],)
-            )
-            s_family = fs.create_dataset(
-                "family", shape=(0,), maxshape=(None,), dtype="i1", chunks=(block[0],)
-            )
+            s_init = fs.create_dataset(F4_INITIAL, shape=(n, 4, 2, NUM_FLAVORS), dtype="f8")
+            s_label = fs.create_dataset(STABLE, shape=(n,), dtype="f8")
+            s_family = fs.create_dataset("family", shape=(n,), dtype="i1")
             for h5 in (fa, fs):
                 h5.create_dataset(NF, data=np.int64(NUM_FLAVORS))
                 h5.attrs["generator"] = "rhea synthetic (PHYSICS.md section 8)"
                 h5.attrs["seed"] = int(seed)
+                h5.attrs["noise"] = float(noise)
                 h5.attrs["families"] = ",".join(FAMILIES)
             if progress is not None:
                 progress(0, n)
-            for part in iter_chunks(n, seed, chunk):
+            for part in iter_chunks(n, seed, chunk, noise):
                 rows = part.stable == 0
                 _append(a_init, part.F4_initial[rows])
                 _append(a_final, part.F4_final[rows])
                 _append(a_rate, part.growth_rate[rows])
-                _append(s_init, part.F4_initial)
-                _append(s_label, part.stable)
-                _append(s_family, part.family)
+                written = slice(done, done + len(part))
+                s_init[written] = part.F4_initial
+                s_label[written] = part.stable
+                s_family[written] = part.family
                 counts += np.bincount(part.family, minlength=len(FAMILIES))
                 unstable_counts += np.bincount(part.family[rows], minlength=len(FAMILIES))
                 done += len(part)

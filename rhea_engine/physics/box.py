@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rhea_engine.physics.crossing import CHUNK, crosses, species_distributions
+from rhea_engine.physics.closure import ClosureParams, augmented_points, closure_params, evaluate
+from rhea_engine.physics.crossing import crosses
 from rhea_engine.physics.fourflux import NU, NUBAR, as_f4, ntot
 from rhea_engine.physics.quadrature import MIXING_ORDER, lebedev
 from rhea_engine.physics.units import NDENS_TO_INVSEC
 
 FloatArray = NDArray[np.float64]
+
+#: Samples per internal chunk: the [chunk, m] arrays of one chunk stay in cache.
+CHUNK = 1024
+#: Samples whose closures are solved together (small [N] arrays; amortizes per-call costs).
+PARAMS_CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -42,59 +47,91 @@ def _e_and_x(F4: FloatArray) -> tuple[FloatArray, FloatArray]:
     return F4[..., 0], heavy
 
 
-def _distributions(
-    F4: FloatArray, points: FloatArray, total: FloatArray
-) -> dict[tuple[int, str], FloatArray]:
-    """g for (nu|nubar, e|x) on the grid, reusing arrays where species are identical."""
+Params = dict[tuple[int, str], ClosureParams]
+
+
+def _species_params(F4: FloatArray, total: FloatArray) -> Params:
+    """Closure of (nu|nubar, e|x); where nu and nubar agree everywhere, one shared object."""
     e, x = _e_and_x(F4)
-    pair = np.stack([e, x], axis=3)
-    g: dict[tuple[int, str], FloatArray] = {}
-    for s in (NU, NUBAR):
-        for a, name in ((0, "e"), (1, "x")):
-            reuse = None
-            if s == NUBAR and np.array_equal(pair[:, :, NU, a], pair[:, :, NUBAR, a]):
-                reuse = g[(NU, name)]
-            g[(s, name)] = (
-                reuse if reuse is not None else species_distributions(pair, s, a, points, total)
+    params: Params = {}
+    for name, four_flux in (("e", e), ("x", x)):
+        params[(NU, name)] = closure_params(four_flux[:, 3, NU], four_flux[:, :3, NU], ntot=total)
+        if np.array_equal(four_flux[:, :, NU], four_flux[:, :, NUBAR]):
+            params[(NUBAR, name)] = params[(NU, name)]
+        else:
+            params[(NUBAR, name)] = closure_params(
+                four_flux[:, 3, NUBAR], four_flux[:, :3, NUBAR], ntot=total
             )
+    return params
+
+
+def _take(params: Params, rows: slice) -> Params:
+    """The rows of every species, keeping shared objects shared."""
+    out: Params = {}
+    for key, value in params.items():
+        twin = (NU, key[1])
+        out[key] = out[twin] if key[0] == NUBAR and value is params[twin] else value.take(rows)
+    return out
+
+
+def _distributions(params: Params, points_aug: FloatArray) -> dict[tuple[int, str], FloatArray]:
+    """g on the grid for (nu|nubar, e|x), evaluated once per distinct species."""
+    g: dict[tuple[int, str], FloatArray] = {}
+    for key, value in params.items():
+        twin = (NU, key[1])
+        g[key] = (
+            g[twin] if key[0] == NUBAR and value is params[twin] else evaluate(value, points_aug)
+        )
     return g
 
 
-def _psi(G: FloatArray, weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Survival probability Psi[N, m], I+ and I- from G on the grid."""
-    i_plus = np.maximum(G, 0.0) @ weights
-    i_minus = np.maximum(-G, 0.0) @ weights
+def _transfer(
+    G: FloatArray, weights: FloatArray
+) -> tuple[NDArray[np.bool_], FloatArray, FloatArray, FloatArray]:
+    """Where G is on the side with the smaller integral [N, m], r, I+ and I- from G.
+
+    Psi = 1/3 on that side and 1 - 2r/3 elsewhere (G = 0 included, which keeps nu <-> nubar
+    an exact symmetry); at r = 1 both values agree, so the side can be read off the sign of
+    G times the sign of I- - I+.
+    """
+    positive = np.maximum(G, 0.0)
+    i_plus = positive @ weights
+    positive -= G  # now max(-G, 0), exactly
+    i_minus = positive @ weights
     big = np.maximum(i_plus, i_minus)
     r = np.divide(np.minimum(i_plus, i_minus), big, out=np.zeros_like(big), where=big > 0)
-    # Psi = 1/3 on the side of G with the smaller integral, 1 - 2r/3 elsewhere (G = 0 included,
-    # which keeps nu <-> nubar an exact symmetry); at r = 1 both sides agree.
-    smaller_positive = (i_plus <= i_minus)[:, None]
-    smaller_negative = (i_minus <= i_plus)[:, None]
-    on_smaller = ((G > 0) & smaller_positive) | ((G < 0) & smaller_negative)
-    psi = np.where(on_smaller, 1.0 / 3.0, (1.0 - 2.0 * r / 3.0)[:, None])
-    return psi, i_plus, i_minus
+    side = np.where(i_plus <= i_minus, 1.0, -1.0)[:, None]
+    np.multiply(G, side, out=positive)
+    return positive > 0, r, i_plus, i_minus
 
 
 def _box3d_chunk(
-    F4: FloatArray, points: FloatArray, weights: FloatArray
+    F4: FloatArray, total: FloatArray, params: Params, points: FloatArray, weights: FloatArray
 ) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], FloatArray]:
-    total = ntot(F4)
-    g = _distributions(F4, points, total)
-    G = (g[(NU, "e")] - g[(NUBAR, "e")]) - (g[(NU, "x")] - g[(NUBAR, "x")])
+    g = _distributions(params, augmented_points(points))
+    G = g[(NU, "e")] - g[(NUBAR, "e")]
+    if g[(NU, "x")] is not g[(NUBAR, "x")]:
+        G -= g[(NU, "x")] - g[(NUBAR, "x")]
     unstable = crosses(G, total)
     final = F4.copy()
     sqrt_ipim = np.zeros(F4.shape[0])
-    rows = np.flatnonzero(unstable)
-    if rows.size:
-        psi, i_plus, i_minus = _psi(G[rows], weights)
+    rows: NDArray[np.intp] | slice = np.flatnonzero(unstable)
+    if rows.size:  # type: ignore[union-attr]
+        if rows.size == F4.shape[0]:  # type: ignore[union-attr]
+            rows = slice(None)  # all unstable: views instead of copies
+        on_smaller, r, i_plus, i_minus = _transfer(G[rows], weights)
         sqrt_ipim[rows] = np.sqrt(i_plus) * np.sqrt(i_minus)
-        one_minus_psi = 1.0 - psi
-        # w_k (Omega_k, 1): quadrature of a distribution's four-flux.
-        moments = np.vstack([points, np.ones(points.shape[1])]) * weights
+        # w_k (Omega_k, 1): quadrature of a distribution's four-flux, [m, 4].
+        moments = np.ascontiguousarray((np.vstack([points, np.ones(points.shape[1])]) * weights).T)
+        # 1 - Psi = 2r/3 everywhere plus 2(1 - r)/3 on the smaller side.
+        everywhere = (2.0 * r / 3.0)[:, None]
+        smaller_side = (2.0 * (1.0 - r) / 3.0)[:, None]
         nf = F4.shape[3]
         for s in (NU, NUBAR):
-            d = one_minus_psi * (g[(s, "e")][rows] - g[(s, "x")][rows])
-            moved = d @ moments.T  # [n, 4]: the four-flux taken from e and given to x
+            d = g[(s, "e")][rows] - g[(s, "x")][rows]
+            moved = everywhere * (d @ moments)
+            d *= on_smaller
+            moved += smaller_side * (d @ moments)  # [n, 4]: taken from e and given to x
             final[rows, :, s, 0] = F4[rows, :, s, 0] - moved
             half = 0.5 * moved
             for a in range(1, nf):
@@ -121,10 +158,16 @@ def box3d(F4_initial: ArrayLike, order: int = MIXING_ORDER, chunk: int = CHUNK) 
     growth = np.zeros(n)
     unstable = np.zeros(n, dtype=bool)
     sqrt_ipim = np.zeros(n)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        out = _box3d_chunk(F4[start:stop], points, weights)
-        final[start:stop], growth[start:stop], unstable[start:stop], sqrt_ipim[start:stop] = out
+    # Closures over large blocks (per-call overhead), grid work in small chunks (cache).
+    for block in range(0, n, PARAMS_CHUNK):
+        F4_block = F4[block : block + PARAMS_CHUNK]
+        total = ntot(F4_block)
+        params = _species_params(F4_block, total)
+        for start in range(0, F4_block.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            out = _box3d_chunk(F4_block[rows], total[rows], _take(params, rows), points, weights)
+            done = slice(block + start, block + start + out[0].shape[0])
+            final[done], growth[done], unstable[done], sqrt_ipim[done] = out
     return Box3DResult(F4_final=final, growth_rate=growth, unstable=unstable, sqrt_IpIm=sqrt_ipim)
 
 
@@ -138,10 +181,11 @@ def mixing_grid(F4_initial: ArrayLike, order: int = MIXING_ORDER) -> MixingGrid:
     F4 = as_f4(F4_initial, "F4_initial")
     points, weights = lebedev(order)
     total = ntot(F4)
-    g = _distributions(F4, points, total)
+    g = _distributions(_species_params(F4, total), augmented_points(points))
     G = (g[(NU, "e")] - g[(NUBAR, "e")]) - (g[(NU, "x")] - g[(NUBAR, "x")])
     unstable = crosses(G, total)
-    psi, _, _ = _psi(G, weights)
+    on_smaller, r, _, _ = _transfer(G, weights)
+    psi = np.where(on_smaller, 1.0 / 3.0, 1.0 - 2.0 * r[:, None] / 3.0)
     psi = np.where(unstable[:, None], psi, 1.0)
     lepton_mixed = {}
     for name in ("e", "x"):
@@ -150,6 +194,3 @@ def mixing_grid(F4_initial: ArrayLike, order: int = MIXING_ORDER) -> MixingGrid:
     e_new = psi * lepton_mixed["e"] + (1 - psi) * lepton_mixed["x"]
     x_new = 0.5 * ((1 + psi) * lepton_mixed["x"] + (1 - psi) * lepton_mixed["e"])
     return MixingGrid(G=G, G_mixed=e_new - x_new, psi=psi, unstable=unstable)
-
-
-_ = math  # keep the import for readers of the formulas above

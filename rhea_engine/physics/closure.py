@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,18 +33,30 @@ def langevin(z: ArrayLike) -> FloatArray:
     z2 = z * z
     series = z * (1 / 3 + z2 * (-1 / 45 + z2 * (2 / 945 + z2 * (-1 / 4725 + z2 * 2 / 93555))))
     safe = np.where(z < _SERIES_Z, 1.0, z)
-    direct = 1.0 / np.tanh(safe) - 1.0 / safe
+    direct = _coth(safe) - 1.0 / safe
     return np.where(z < _SERIES_Z, series, direct)
 
 
-def _langevin_derivative(z: FloatArray) -> FloatArray:
-    """L'(Z) = 1/Z^2 - 1/sinh^2 Z (series near 0; the sinh term dropped where negligible)."""
-    z2 = z * z
-    series = 1 / 3 + z2 * (-1 / 15 + z2 * (2 / 189 - z2 * 7 / 4725))
-    safe = np.where(z < _SERIES_Z, 1.0, z)
-    inv_sinh2 = np.where(safe > 30.0, 0.0, 1.0 / np.sinh(np.minimum(safe, 30.0)) ** 2)
-    direct = 1.0 / (safe * safe) - inv_sinh2
-    return np.where(z < _SERIES_Z, series, direct)
+def _coth(z: FloatArray) -> FloatArray:
+    """coth Z = 2 / (1 - e^{-2Z}) - 1 for Z > 0 (expm1 keeps it accurate; faster than tanh)."""
+    return 2.0 / -np.expm1(-2.0 * z) - 1.0
+
+
+def _langevin_and_slope(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """L(Z) and L'(Z) = 1 - coth^2 Z + 1/Z^2 for Z > 0 (series below Z = 0.05)."""
+    coth = _coth(z)
+    inv = 1.0 / z
+    value = coth - inv
+    slope = (1.0 - coth * coth) + inv * inv
+    small = np.flatnonzero(z < _SERIES_Z)
+    if small.size:
+        zs = z[small]
+        z2 = zs * zs
+        value[small] = zs * (
+            1 / 3 + z2 * (-1 / 45 + z2 * (2 / 945 + z2 * (-1 / 4725 + z2 * 2 / 93555)))
+        )
+        slope[small] = 1 / 3 + z2 * (-1 / 15 + z2 * (2 / 189 - z2 * 7 / 4725))
+    return value, slope
 
 
 def _check_flux_factor(f: FloatArray) -> None:
@@ -58,12 +71,12 @@ def _check_flux_factor(f: FloatArray) -> None:
 
 def inverse_langevin_jedynak(f: ArrayLike) -> FloatArray:
     """Jedynak's rational approximation of L^-1(f) (max relative error ~7.7e-4 near f=0.95)."""
-    f = np.asarray(f, dtype=np.float64)
-    _check_flux_factor(f)
-    f = np.clip(f, 0.0, MAX_FLUX_FACTOR)
-    f2 = f * f
-    poly = 3.0 + f2 * (-1.00651 + f2 * (-0.962251 + f2 * (1.47353 - 0.48953 * f2)))
-    return f * poly / ((1.0 - f) * (1.0 + 1.01524 * f))
+    f_arr = np.asarray(f, dtype=np.float64)
+    _check_flux_factor(f_arr)
+    x: FloatArray = np.clip(f_arr, 0.0, MAX_FLUX_FACTOR)
+    x2 = x * x
+    poly = 3.0 + x2 * (-1.00651 + x2 * (-0.962251 + x2 * (1.47353 - 0.48953 * x2)))
+    return np.asarray(x * poly / ((1.0 - x) * (1.0 + 1.01524 * x)), dtype=np.float64)
 
 
 def inverse_langevin(f: ArrayLike, max_iter: int = 100) -> FloatArray:
@@ -81,18 +94,92 @@ def inverse_langevin(f: ArrayLike, max_iter: int = 100) -> FloatArray:
         hi = 1.0 / (1.0 - ft)
         zt = np.clip(inverse_langevin_jedynak(ft), lo, hi)
         for _ in range(max_iter):
-            err = langevin(zt) - ft
+            value, slope = _langevin_and_slope(zt)
+            err = value - ft
             done = np.abs(err) < LANGEVIN_TOLERANCE
             if done.all():
                 break
-            lo = np.where(err < 0, np.maximum(lo, zt), lo)
-            hi = np.where(err > 0, np.minimum(hi, zt), hi)
-            step = zt - err / _langevin_derivative(zt)
-            inside = (step > lo) & (step < hi) & np.isfinite(step)
-            znew = np.where(inside, step, 0.5 * (lo + hi))
-            zt = np.where(done, zt, znew)
+            np.copyto(lo, zt, where=err < 0)  # the root lies above
+            np.copyto(hi, zt, where=err > 0)  # the root lies below
+            step = zt - err / slope
+            inside = (step > lo) & (step < hi)
+            np.copyto(zt, np.where(inside, step, 0.5 * (lo + hi)), where=~done)
         z[todo] = zt
     return z.reshape(shape)
+
+
+@dataclass(frozen=True)
+class ClosureParams:
+    """Per-species closure: g(Omega) = prefactor e^{Z(mu - 1)}, or (N/4pi)(1 + Z mu) if `small`."""
+
+    n_over_4pi: FloatArray
+    z: FloatArray
+    unit: FloatArray
+    prefactor: FloatArray
+    small: NDArray[np.bool_]
+
+    def take(self, rows: NDArray[np.integer] | slice) -> ClosureParams:
+        """The parameters of the selected species."""
+        return ClosureParams(
+            self.n_over_4pi[rows],
+            self.z[rows],
+            self.unit[rows],
+            self.prefactor[rows],
+            self.small[rows],
+        )
+
+
+def closure_params(
+    n: ArrayLike, flux: ArrayLike, ntot: ArrayLike | None = None, exact: bool = True
+) -> ClosureParams:
+    """Closure parameters of S species from densities n [S] and fluxes flux [S, 3].
+
+    N = 0 gives g = 0; |F| <= 1e-12 ntot gives the isotropic N/4pi. `ntot` [S] (default: n)
+    sets that threshold and the absolute slack of the |F| <= N check.
+    """
+    n_arr = np.asarray(n, dtype=np.float64).reshape(-1)
+    flux_arr = np.asarray(flux, dtype=np.float64).reshape(-1, 3)
+    scale = n_arr if ntot is None else np.asarray(ntot, dtype=np.float64).reshape(-1)
+    fmag = np.sqrt(flux_arr[:, 0] ** 2 + flux_arr[:, 1] ** 2 + flux_arr[:, 2] ** 2)
+    positive = n_arr > 0
+    directional = positive & (fmag > ZERO_FLUX * np.abs(scale))
+    limit = n_arr * (1 + FLUX_FACTOR_ROUNDING) + FLUX_ABS_SLACK * np.abs(scale)
+    if np.any(positive & (fmag > limit)):
+        _check_flux_factor(np.where(positive, fmag / np.where(positive, n_arr, 1.0), 0.0))
+    f = np.zeros_like(n_arr)
+    np.divide(fmag, n_arr, out=f, where=directional)
+    np.minimum(f, 1.0, out=f)
+    z = inverse_langevin(f) if exact else inverse_langevin_jedynak(f)
+    unit = np.zeros_like(flux_arr)
+    np.divide(flux_arr, fmag[:, None], out=unit, where=directional[:, None])
+    n_over_4pi = np.where(positive, n_arr, 0.0) / _FOUR_PI
+    small = z < SMALL_Z
+    z_big = np.where(small, 1.0, z)
+    # 2Z e^{Z(mu-1)} / (1 - e^{-2Z}) never overflows, whatever Z.
+    prefactor = np.where(small, 0.0, n_over_4pi * 2.0 * z_big / -np.expm1(-2.0 * z_big))
+    return ClosureParams(n_over_4pi, z, unit, prefactor, small)
+
+
+def augmented_points(points: ArrayLike) -> FloatArray:
+    """Directions with a row of ones appended, [4, m]: one matrix product gives Z mu - Z."""
+    pts = np.asarray(points, dtype=np.float64)
+    return np.ascontiguousarray(np.vstack([pts, np.ones(pts.shape[1])]))
+
+
+def evaluate(params: ClosureParams, points_aug: FloatArray) -> FloatArray:
+    """g[S, m] on the directions of points_aug[4, m] (see augmented_points)."""
+    z = np.where(params.small, 0.0, params.z)
+    weights = np.empty((z.shape[0], 4))
+    weights[:, :3] = params.unit * z[:, None]
+    weights[:, 3] = -z
+    g = weights @ points_aug
+    np.exp(g, out=g)
+    g *= params.prefactor[:, None]
+    rows = np.flatnonzero(params.small)
+    if rows.size:
+        mu = params.unit[rows] @ points_aug[:3]
+        g[rows] = params.n_over_4pi[rows, None] * (1.0 + params.z[rows, None] * mu)
+    return g
 
 
 def maxent_distribution(
@@ -108,33 +195,4 @@ def maxent_distribution(
     sphere. N = 0 gives g = 0; |F| <= 1e-12 ntot gives the isotropic N/4pi. `ntot` [S]
     (default: n) sets the zero-flux threshold and the absolute slack of the |F| <= N check.
     """
-    n_arr = np.asarray(n, dtype=np.float64).reshape(-1)
-    flux_arr = np.asarray(flux, dtype=np.float64).reshape(-1, 3)
-    pts = np.asarray(points, dtype=np.float64)
-    scale = n_arr if ntot is None else np.asarray(ntot, dtype=np.float64).reshape(-1)
-    fmag = np.sqrt(flux_arr[:, 0] ** 2 + flux_arr[:, 1] ** 2 + flux_arr[:, 2] ** 2)
-    positive = n_arr > 0
-    directional = positive & (fmag > ZERO_FLUX * np.abs(scale))
-    if np.any(
-        fmag[positive]
-        > n_arr[positive] * (1 + FLUX_FACTOR_ROUNDING) + FLUX_ABS_SLACK * np.abs(scale[positive])
-    ):
-        _check_flux_factor(np.where(positive, fmag / np.where(positive, n_arr, 1.0), 0.0))
-    f = np.zeros_like(n_arr)
-    np.divide(fmag, n_arr, out=f, where=directional)
-    np.minimum(f, 1.0, out=f)
-    z = inverse_langevin(f) if exact else inverse_langevin_jedynak(f)
-    unit = np.zeros_like(flux_arr)
-    np.divide(flux_arr, fmag[:, None], out=unit, where=directional[:, None])
-    mu = unit[:, 0:1] * pts[0] + unit[:, 1:2] * pts[1] + unit[:, 2:3] * pts[2]
-    n_over_4pi = np.where(positive, n_arr, 0.0) / _FOUR_PI
-    small = z < SMALL_Z
-    z_big = np.where(small, 1.0, z)
-    prefactor = np.where(small, 0.0, n_over_4pi * 2.0 * z_big / -np.expm1(-2.0 * z_big))
-    # 2Z e^{Z(mu-1)} / (1 - e^{-2Z}) never overflows, whatever Z.
-    g = np.exp(z_big[:, None] * (mu - 1.0))
-    g *= prefactor[:, None]
-    rows = np.flatnonzero(small)
-    if rows.size:
-        g[rows] = n_over_4pi[rows, None] * (1.0 + z[rows, None] * mu[rows])
-    return g
+    return evaluate(closure_params(n, flux, ntot, exact), augmented_points(points))

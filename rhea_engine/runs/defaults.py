@@ -1,8 +1,8 @@
 """The embedded default data set: synthetic HDF5 files generated once into <home>/data/.
 
 Two `rhea run`s starting at once on a new home must not both generate or read half-written
-files: generation happens under an exclusive lock file, into a temporary folder that is
-renamed into place when complete.
+files: generation happens under an exclusive lock file, into a temporary folder whose files
+are renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from rhea_engine.errors import DataError
 DEFAULT_N = 20_000
 DEFAULT_SEED = 1
 DATA_DIR = "data"
-SYNTH_DIR = "synthetic"
+ASYMPTOTIC = "asymptotic.h5"  # the names `synth_to_dir` writes (and `rhea data synth HOME/data`)
+STABLE = "stable.h5"
 
 
 @contextmanager
@@ -34,43 +35,44 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def split_files(directory: Path) -> tuple[list[str], list[str]]:
-    """(database_list, stable_database_list) of a generated folder, by file name."""
-    files = sorted(p for p in directory.glob("*.h5") if p.is_file())
-    stable = [str(p) for p in files if "stable" in p.name]
-    asymptotic = [str(p) for p in files if "stable" not in p.name]
-    return asymptotic, stable
+def _present(folder: Path) -> tuple[list[str], list[str]] | None:
+    # stable.h5 is moved into place before asymptotic.h5, so asymptotic.h5 means both are whole
+    if (folder / ASYMPTOTIC).is_file() and (folder / STABLE).is_file():
+        return [str(folder / ASYMPTOTIC)], [str(folder / STABLE)]
+    return None
 
 
 def default_data(
-    home: Path, progress: Callable[[str, float], None] | None = None,
-    n: int = DEFAULT_N, seed: int = DEFAULT_SEED,
+    home: Path,
+    progress: Callable[[str, float], None] | None = None,
+    n: int = DEFAULT_N,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[list[str], list[str], bool]:
     """(database_list, stable_database_list, generated_now) of the default data set."""
-    target = Path(home) / DATA_DIR / f"{SYNTH_DIR}-n{n}-seed{seed}"
-    if (target / ".complete").is_file():
-        return (*split_files(target), False)
-    with _locked(Path(home) / DATA_DIR / ".generate.lock"):
-        if (target / ".complete").is_file():  # another run made it while we waited
-            return (*split_files(target), False)
+    folder = Path(home) / DATA_DIR
+    found = _present(folder)
+    if found:
+        return (*found, False)
+    with _locked(folder / ".generate.lock"):
+        found = _present(folder)  # another run may have made it while we waited
+        if found:
+            return (*found, False)
         from rhea_engine.data.synth import synth_to_dir  # numpy/h5py only when needed
 
-        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        partial = folder / f".partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
             synth_to_dir(partial, n=n, seed=seed, progress=_adapt(progress))
-            (partial / ".complete").write_text(f"n={n} seed={seed}\n")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(partial, target)
-        except BaseException:
+            if not (partial / ASYMPTOTIC).is_file() or not (partial / STABLE).is_file():
+                raise DataError(
+                    f"Generating the default data set in {folder} produced no HDF5 files."
+                )
+            os.replace(partial / STABLE, folder / STABLE)
+            os.replace(partial / ASYMPTOTIC, folder / ASYMPTOTIC)
+        finally:
             shutil.rmtree(partial, ignore_errors=True)
-            raise
-    asymptotic, stable = split_files(target)
-    if not asymptotic and not stable:
-        raise DataError(f"Generating the default data set in {target} produced no HDF5 files.")
-    return asymptotic, stable, True
+    return [str(folder / ASYMPTOTIC)], [str(folder / STABLE)], True
 
 
 def _adapt(progress: Callable[[str, float], None] | None) -> Callable[..., Any] | None:

@@ -45,7 +45,9 @@ def _status_allowed(run: dict[str, Any], t: float | None) -> bool:
     return set_at is None or t is None or t >= set_at
 
 
-def apply_events(conn: sqlite3.Connection, run: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+def apply_events(
+    conn: sqlite3.Connection, run: dict[str, Any], events: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Apply `events` to run `run` (its column dict); returns the changed `runs` columns."""
     state = dict(run)
     run_id = run["id"]
@@ -75,8 +77,14 @@ def apply_events(conn: sqlite3.Connection, run: dict[str, Any], events: list[dic
                     state[best] = value
         elif kind == "start":
             if _status_allowed(state, t):
-                state.update(status="running", ended=None, error=None, traceback=None,
-                             fail_epoch=None, fail_task=None)
+                state.update(
+                    status="running",
+                    ended=None,
+                    error=None,
+                    traceback=None,
+                    fail_epoch=None,
+                    fail_task=None,
+                )
             if t is not None:
                 state["started"] = t  # the latest start: a resumed run restarts its clock
             for column in ("host", "device", "git_commit", "slurm_job_id"):
@@ -102,22 +110,35 @@ def apply_events(conn: sqlite3.Connection, run: dict[str, Any], events: list[dic
                 state["fail_epoch"] = _int(event.get("epoch")) if failed else None
                 state["fail_task"] = event.get("task") if failed else None
             else:
-                state.update(ended=None, error=None, traceback=None, fail_epoch=None, fail_task=None)
+                state.update(
+                    ended=None, error=None, traceback=None, fail_epoch=None, fail_task=None
+                )
         elif kind == "checkpoint":
             if isinstance(event.get("path"), str):
                 conn.execute(
                     "INSERT OR REPLACE INTO checkpoints (run, path, epoch, kind, t) VALUES (?, ?, ?, ?, ?)",
-                    (run_id, event["path"], _int(event.get("epoch")), str(event.get("kind", "")), t),
+                    (
+                        run_id,
+                        event["path"],
+                        _int(event.get("epoch")),
+                        str(event.get("kind", "")),
+                        t,
+                    ),
                 )
         elif kind == "evaluation":
             results = event.get("results")
             if isinstance(results, dict):
                 conn.executemany(
                     "INSERT OR REPLACE INTO evaluations (run, name, value) VALUES (?, ?, ?)",
-                    [(run_id, str(k), _number(v)) for k, v in results.items() if _number(v) is not None],
+                    [
+                        (run_id, str(k), _number(v))
+                        for k, v in results.items()
+                        if _number(v) is not None
+                    ],
                 )
     if metric_rows:
         conn.executemany(
-            "INSERT OR REPLACE INTO metrics (run, name, epoch, value) VALUES (?, ?, ?, ?)", metric_rows
+            "INSERT OR REPLACE INTO metrics (run, name, epoch, value) VALUES (?, ?, ?, ?)",
+            metric_rows,
         )
     return {key: value for key, value in state.items() if run.get(key) != value or key not in run}

@@ -32,34 +32,81 @@ def worker_command(row: RunRow, resume: bool = False) -> list[str]:
 
 
 def start_worker(
-    store: Store, handle: str, *, resume: bool = False, env: Mapping[str, str] | None = None,
+    store: Store,
+    handle: str,
+    *,
+    resume: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the worker of run `handle` in its own session and record its pid."""
     row = store.get_run(handle)
     assert row.path is not None
     # the status is set before the process exists, so the pid-reuse guard accepts it
-    store.set_status(row.name, "running", host=this_host(), pid=None)
+    store.set_status(row.name, "running", host=this_host(), pid=None, slurm_job_id=None)
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    offset = events_size(row)  # events of earlier launches (a resume) are not followed
     try:
         with open(row.path / STDOUT_FILE, "ab") as log:
             process = subprocess.Popen(
-                worker_command(row, resume), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=environment, cwd=store.home, start_new_session=True,
+                worker_command(row, resume),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=environment,
+                cwd=store.home,
+                start_new_session=True,
             )
     except OSError as exc:
         store.set_status(row.name, "failed", error=f"The worker could not be started: {exc}.")
         raise RunError(f"The worker of run '{row.name}' could not be started: {exc}.") from exc
     store.update_run(row.name, pid=process.pid)
+    process.events_offset = offset  # type: ignore[attr-defined]  # where `follow` starts
     return process
 
 
+def resume_run(
+    store: Store, handle: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes] | None:
+    """Continue a finished run from its last checkpoint: a local worker (returned) or, for a
+    Slurm run, a new job through `rhea_engine.runs.slurm.resubmit` (None is returned)."""
+    store.ingest([handle])
+    row = store.get_run(handle)
+    if row.status in ("running", "queued"):
+        raise RunError(
+            f"Run '{row.name}' is {row.status}; only a stopped, lost, failed or diverged run "
+            "can be resumed."
+        )
+    if row.status == "completed":
+        raise RunError(
+            f"Run '{row.name}' completed all its epochs; start a new run to train longer."
+        )
+    if not row.checkpoints:
+        raise RunError(
+            f"Run '{row.name}' has no checkpoint to continue from; start a new run instead."
+        )
+    if row.slurm_job_id:
+        resubmit = lifecycle.slurm_hook("resubmit")
+        if resubmit is None:
+            raise SlurmError(
+                f"Run '{row.name}' ran under Slurm, but Slurm support is not available here."
+            )
+        resubmit(store, row.name)
+        return None
+    return start_worker(store, row.name, resume=True, env=env)
+
+
 def follow(
-    store: Store, handle: str, process: subprocess.Popen[bytes],
-    on_event: Callable[[dict[str, Any]], None], poll_s: float = 0.2,
+    store: Store,
+    handle: str,
+    process: subprocess.Popen[bytes],
+    on_event: Callable[[dict[str, Any]], None],
+    poll_s: float = 0.2,
 ) -> RunRow:
     """Pass each new event to `on_event` until the worker exits; returns the final row."""
     row = store.get_run(handle)
-    offset = _events_size(row)
+    offset = getattr(process, "events_offset", None)
+    if offset is None:
+        offset = events_size(row)
     last_ingest = 0.0
     while True:
         finished = process.poll() is not None
@@ -76,8 +123,8 @@ def follow(
         time.sleep(poll_s)
 
 
-def _events_size(row: RunRow) -> int:
-    """Where a follower starts: past the events of earlier launches (a resume)."""
+def events_size(row: RunRow) -> int:
+    """The current length of a run's events.jsonl (0 before it exists)."""
     try:
         return (row.path / "events.jsonl").stat().st_size  # type: ignore[operator]
     except OSError:
@@ -85,7 +132,9 @@ def _events_size(row: RunRow) -> int:
 
 
 @contextmanager
-def forward_interrupts(process: subprocess.Popen[bytes], on_forward: Callable[[int], None]) -> Iterator[None]:
+def forward_interrupts(
+    process: subprocess.Popen[bytes], on_forward: Callable[[int], None]
+) -> Iterator[None]:
     """While following a worker, Ctrl-C (and SIGTERM/SIGHUP) become a SIGTERM to it."""
     count = 0
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rhea_engine.runs.procs import pid_alive, this_host
+from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.rundir import STDOUT_FILE
-
-if TYPE_CHECKING:
-    from rhea_engine.runs.store import RunRow
 
 LOST_AFTER_S = 30.0
 
@@ -53,7 +51,9 @@ def process_alive(row: RunRow) -> bool | None:
             return None
         return None if alive is None else bool(alive)
     if row.pid and is_local(row):
-        known_by = max(t for t in (row.started, row.status_set_at, row.created, 0.0) if t is not None)
+        known_by = max(
+            t for t in (row.started, row.status_set_at, row.created, 0.0) if t is not None
+        )
         return pid_alive(row.pid, not_after=known_by)
     return None
 
@@ -66,12 +66,18 @@ def stale_after(row: RunRow) -> float:
     return max(LOST_AFTER_S, 3.0 * beat)
 
 
-def verdict(row: RunRow, gone: bool | None, now: float | None = None) -> tuple[str, str, str | None] | None:
+def verdict(
+    row: RunRow, gone: bool | None, now: float | None = None
+) -> tuple[str, str, str | None] | None:
     """(status, error, traceback) for a run whose worker is gone without a final status."""
     if row.status not in ("running", "queued") or not (row.pid or row.slurm_job_id):
         return None
     now = time.time() if now is None else now
-    last_sign = max(t for t in (row.heartbeat, row.started, row.status_set_at, row.created, 0.0) if t is not None)
+    last_sign = max(
+        t
+        for t in (row.heartbeat, row.started, row.status_set_at, row.created, 0.0)
+        if t is not None
+    )
     age = now - last_sign
     stale = age > stale_after(row)
     if row.pid and is_local(row):
@@ -90,7 +96,11 @@ def verdict(row: RunRow, gone: bool | None, now: float | None = None) -> tuple[s
             f"in its output ({row.path / STDOUT_FILE if row.path else STDOUT_FILE}), last lines below.",
             tail,
         )
-    where = f"job {row.slurm_job_id}" if row.slurm_job_id else f"pid {row.pid} on {row.host or this_host()}"
+    where = (
+        f"job {row.slurm_job_id}"
+        if row.slurm_job_id
+        else f"pid {row.pid} on {row.host or this_host()}"
+    )
     return (
         "lost",
         f"The worker of run '{row.name}' ({where}) is gone without a final status; its last "

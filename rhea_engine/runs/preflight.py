@@ -35,11 +35,15 @@ def check_data_files(paths: Iterable[str], flag: str, kind: str | None = None) -
         if not path.is_file():
             raise DataError(f"The data file '{raw}' given with {flag} is not a file.")
         if not os.access(path, os.R_OK):
-            raise DataError(f"The data file '{raw}' given with {flag} cannot be read (permissions).")
+            raise DataError(
+                f"The data file '{raw}' given with {flag} cannot be read (permissions)."
+            )
         try:
             hdf5 = _is_hdf5(path)
         except OSError as exc:
-            raise DataError(f"The data file '{raw}' given with {flag} cannot be read: {exc}.") from exc
+            raise DataError(
+                f"The data file '{raw}' given with {flag} cannot be read: {exc}."
+            ) from exc
         if not hdf5:
             raise DataError(
                 f"The data file '{raw}' given with {flag} is not an HDF5 file; Rhea reads the "

@@ -48,8 +48,11 @@ def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
         if sweep and isinstance(sweep.get("name"), str):
             conn.execute(
                 "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, ?)",
-                (sweep["name"], sweep.get("created") or file.stat().st_mtime,
-                 json.dumps(sweep.get("spec") or {}, sort_keys=True)),
+                (
+                    sweep["name"],
+                    sweep.get("created") or file.stat().st_mtime,
+                    json.dumps(sweep.get("spec") or {}, sort_keys=True),
+                ),
             )
     entries = _run_dirs(home)
 
@@ -78,10 +81,17 @@ def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
             conn.execute(
                 "INSERT INTO runs (id, name, sweep, status, created, config, error, traceback, "
                 "status_set_at, events_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                (run_id, directory.name, sweep, override.get("status") or meta.get("status") or "queued",
-                 meta.get("created") or directory.stat().st_mtime,
-                 json.dumps(stored.get("config") or {}), override.get("error"),
-                 override.get("traceback"), override.get("t")),
+                (
+                    run_id,
+                    directory.name,
+                    sweep,
+                    override.get("status") or meta.get("status") or "queued",
+                    meta.get("created") or directory.stat().st_mtime,
+                    json.dumps(stored.get("config") or {}),
+                    override.get("error"),
+                    override.get("traceback"),
+                    override.get("t"),
+                ),
             )
             run = dict(conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
             chunk = read_events(directory, 0)
@@ -89,7 +99,8 @@ def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
             changes["events_offset"] = chunk.end_offset
             assignments = ", ".join(f"{column} = ?" for column in changes)
             conn.execute(
-                f"UPDATE runs SET {assignments} WHERE id = ?", (*changes.values(), run_id)  # noqa: S608
+                f"UPDATE runs SET {assignments} WHERE id = ?",
+                (*changes.values(), run_id),  # noqa: S608
             )
     finally:
         conn.row_factory = None

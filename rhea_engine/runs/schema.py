@@ -7,10 +7,13 @@ opening a new home at once cannot both apply one.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # sqlite_utils (and the numpy it pulls in) loads only to migrate
+    import sqlite_utils
 
 RUN_COLUMNS: dict[str, type] = {
     "id": int,
@@ -80,10 +83,13 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
 VERSION = len(MIGRATIONS)
 
 
-def applied_version(db: sqlite_utils.Database) -> int:
-    if "_migrations" not in db.table_names():
+def applied_version(conn: sqlite3.Connection) -> int:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    if not found:
         return 0
-    row = db.execute("SELECT MAX(version) FROM _migrations").fetchone()
+    row = conn.execute("SELECT MAX(version) FROM _migrations").fetchone()
     return int(row[0] or 0)
 
 
@@ -92,8 +98,10 @@ def migrate(db: sqlite_utils.Database) -> int:
     db.table("_migrations").create(
         {"version": int, "applied": float}, pk="version", if_not_exists=True
     )
-    current = applied_version(db)
+    current = applied_version(db.conn)
     for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
         step(db)
-        db.execute("INSERT INTO _migrations (version, applied) VALUES (?, ?)", [number, time.time()])
+        db.execute(
+            "INSERT INTO _migrations (version, applied) VALUES (?, ?)", [number, time.time()]
+        )
     return VERSION - current

@@ -30,12 +30,44 @@ QUERY_TIMEOUT_S = 30.0
 REASON_WINDOW_S = 24 * 3600.0
 _TIME_RE = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$|^(\d+)$")
 
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                 "RESIZING", "SUSPENDED", "RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT",
-                 "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-QUEUED_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                 "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-_KEEP = ("completed", "failed", "diverged", "pruned")  # worker/front-end verdicts Slurm never overrides
+ACTIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "RUNNING",
+    "COMPLETING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
+QUEUED_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
+# worker/front-end verdicts Slurm never overrides
+_KEEP = ("completed", "failed", "diverged", "pruned")
+# ended jobs whose state carries a reason (see map_state)
+_REASONED = {
+    "CANCELLED",
+    "TIMEOUT",
+    "PREEMPTED",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+    "FAILED",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +95,13 @@ class SlurmOptions:
     cpus_per_run: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"partition": self.partition, "time": self.time, "gpus_per_run": self.gpus_per_run,
-                "account": self.account, "cpus_per_run": self.cpus_per_run}
+        return {
+            "partition": self.partition,
+            "time": self.time,
+            "gpus_per_run": self.gpus_per_run,
+            "account": self.account,
+            "cpus_per_run": self.cpus_per_run,
+        }
 
 
 def available() -> bool:
@@ -75,7 +112,9 @@ def parse_time(text: str) -> int:
     """A Slurm time limit (HH:MM:SS, D-HH:MM:SS, MM:SS or minutes) in whole minutes, rounded up."""
     match = _TIME_RE.match(text.strip())
     if not match:
-        raise SlurmError(f"--time '{text}' is not a time limit; use HH:MM:SS, for example 02:00:00.")
+        raise SlurmError(
+            f"--time '{text}' is not a time limit; use HH:MM:SS, for example 02:00:00."
+        )
     if match.group(5) is not None:
         minutes = float(match.group(5))
     else:
@@ -90,24 +129,40 @@ def parse_time(text: str) -> int:
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, check=False)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, check=False
+        )
     except FileNotFoundError:
         raise SlurmError(f"'{cmd[0]}' was not found: is Slurm installed on this machine?") from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"'{' '.join(cmd[:2])}' did not answer within {QUERY_TIMEOUT_S:.0f} s.") from None
+        raise SlurmError(
+            f"'{' '.join(cmd[:2])}' did not answer within {QUERY_TIMEOUT_S:.0f} s."
+        ) from None
 
 
-def check_partition(partition: str) -> None:
-    """Fail early (before anything is written) if Slurm does not know `partition`."""
+def check_partition(partition: str, gpus_per_run: int = 0) -> None:
+    """Fail early (before anything is written) if Slurm does not know `partition`, or it
+    has no GPUs (gres) while GPUs are asked for."""
     if not available():
-        raise SlurmError("Slurm's sbatch and squeue were not found on this machine; run the sweep "
-                         "on a Slurm login node, or drop --slurm to run it locally.")
+        raise SlurmError(
+            "Slurm's sbatch and squeue were not found on this machine; run the sweep "
+            "on a Slurm login node, or drop --slurm to run it locally."
+        )
     result = _run(["sinfo", "-h", "-o", "%R", "-p", partition])
     names = {line.strip() for line in result.stdout.splitlines()}
     if result.returncode != 0 or partition not in names:
         known = _run(["sinfo", "-h", "-o", "%R"]).stdout.split()
-        raise SlurmError(f"Slurm has no partition '{partition}'. Known partitions: "
-                         f"{', '.join(sorted(set(known))) or 'none'}.")
+        raise SlurmError(
+            f"Slurm has no partition '{partition}'. Known partitions: "
+            f"{', '.join(sorted(set(known))) or 'none'}."
+        )
+    if gpus_per_run > 0:
+        gres = _run(["sinfo", "-h", "-p", partition, "-o", "%G"]).stdout
+        if "gpu" not in gres.lower():
+            raise SlurmError(
+                f"Slurm partition '{partition}' has no GPUs (no gpu gres), but --gpus-per-run is "
+                f"{gpus_per_run}; choose a GPU partition, or give --gpus-per-run 0 for CPU jobs."
+            )
 
 
 # --- the job ---------------------------------------------------------------------------
@@ -146,7 +201,11 @@ class WorkerJob(_Checkpointable):  # type: ignore[misc,valid-type]
             self._proc = subprocess.Popen(  # noqa: S603 (fixed command, run_dir is ours)
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_ignore_usr2
             )
-        return self._proc.wait()
+        # poll rather than wait(): submitit's USR2 handler (checkpoint below) runs in this
+        # thread and must be able to wait for the worker itself
+        while self._proc.poll() is None:
+            time.sleep(0.5)
+        return self._proc.returncode
 
     def checkpoint(self, run_dir: str, resume: bool = False) -> Any:
         proc = self._proc
@@ -160,7 +219,10 @@ class WorkerJob(_Checkpointable):  # type: ignore[misc,valid-type]
 
 
 def submit(
-    home: str | Path, run_dir: str | Path, options: SlurmOptions, job_name: str,
+    home: str | Path,
+    run_dir: str | Path,
+    options: SlurmOptions,
+    job_name: str,
     resume: bool = False,
 ) -> str:
     """Submit one run as a Slurm job; returns the job id."""
@@ -168,13 +230,15 @@ def submit(
 
     folder = Path(home) / "slurm" / "%j"
     executor = submitit.SlurmExecutor(folder=folder, python=sys.executable, max_num_timeout=3)
+    minutes = parse_time(options.time)
     params: dict[str, Any] = {
         "partition": options.partition,
-        "time": parse_time(options.time),
+        "time": minutes,
         "job_name": job_name,
         "setup": ["export OMP_NUM_THREADS=1"],
         "stderr_to_stdout": True,
-        "signal_delay_s": 90,
+        # USR2 this long before the limit: time to stop the worker with a checkpoint
+        "signal_delay_s": min(90, max(15, minutes * 15)),
     }
     if options.gpus_per_run:
         params["gpus_per_node"] = options.gpus_per_run
@@ -193,6 +257,30 @@ def submit(
     _poller.track([str(job.job_id)])
     _poller.invalidate()
     return str(job.job_id)
+
+
+def options_for(store: Any, handle: str) -> SlurmOptions | None:
+    """The Slurm options a run was submitted with (from its sweep's spec), or None."""
+    row = store.get_run(handle)
+    for entry in store.sweeps() if row.sweep else []:
+        if entry["name"] == row.sweep:
+            found = (entry.get("spec") or {}).get("run", {}).get("slurm")
+            return SlurmOptions(**found) if found else None
+    return None
+
+
+def resubmit(store: Any, handle: str, options: SlurmOptions | None = None) -> str:
+    """Submit a Slurm run again to continue from its last checkpoint (`rhea resume`)."""
+    row = store.get_run(handle)
+    options = options or options_for(store, handle)
+    if options is None:
+        raise SlurmError(
+            f"Run '{row.name}' has no recorded Slurm options (partition, time); "
+            "it was not started by `rhea sweep --slurm`."
+        )
+    job_id = submit(store.home, row.path, options, row.name, resume=True)
+    store.set_status(row.name, "queued", slurm_job_id=job_id)
+    return job_id
 
 
 def cancel(job_id: str) -> None:
@@ -218,7 +306,9 @@ def query_states(job_ids: list[str]) -> dict[str, JobState]:
     result = _run(["squeue", "--states=all", "-h", "-o", "%i|%T|%r", "-j", ",".join(job_ids)])
     if result.returncode == 0:
         for job_id, state, reason in (p[:3] for p in _parse_lines(result.stdout, 3)):
-            states[job_id.strip()] = JobState(job_id.strip(), state.strip().split()[0], reason.strip())
+            states[job_id.strip()] = JobState(
+                job_id.strip(), state.strip().split()[0], reason.strip()
+            )
     missing = [j for j in job_ids if j not in states]
     if missing and shutil.which("sacct"):
         fmt = ["-o", "JobID,State,ExitCode"]
@@ -230,8 +320,9 @@ def query_states(job_ids: list[str]) -> dict[str, JobState]:
             for job_id, state, code in (p[:3] for p in _parse_lines(result.stdout, 3)):
                 job_id = job_id.strip()
                 if job_id in missing:
-                    states[job_id] = JobState(job_id, state.strip().split()[0] if state.strip() else "",
-                                              "", code.strip())
+                    states[job_id] = JobState(
+                        job_id, state.strip().split()[0] if state.strip() else "", "", code.strip()
+                    )
     return states
 
 
@@ -292,19 +383,32 @@ def poller() -> Poller:
 
 
 def job_alive(job_id: str) -> bool | None:
-    """For run liveness (lifecycle): True while Slurm holds the job, None if it cannot tell."""
+    """For run liveness (lifecycle): True while Slurm holds the job, False once it is gone.
+
+    None ("cannot tell") where Slurm is unreachable, and for jobs that ended in a state
+    with a reason of its own (CANCELLED, TIMEOUT, ...): `refresh_slurm_statuses` gives
+    those their status with that reason rather than the generic "lost".
+    """
     if not available():
         return None
     state = _poller.states([str(job_id)]).get(str(job_id))
     if state is None:
         return False if _poller.known(str(job_id)) else None
-    return state.active
+    if state.active:
+        return True
+    return None if state.state in _REASONED else False
 
 
 def map_state(job: JobState, status: str) -> tuple[str, str | None] | None:
     """The (status, reason) a run with status `status` takes from its job, or None to keep it."""
     state, jid = job.state, job.job_id
     if state in QUEUED_STATES:
+        if status == "stopped":  # submitit requeued it after a time-out or preemption
+            return (
+                "queued",
+                f"Slurm job {jid} was requeued after its time limit or a preemption; it will "
+                "continue from its last checkpoint.",
+            )
         return None
     if state in ("RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"):
         return ("running", None) if status == "queued" else None
@@ -312,19 +416,34 @@ def map_state(job: JobState, status: str) -> tuple[str, str | None] | None:
         # a job that ended normally: the worker's own final status stands
         return None
     reasons = {
-        "CANCELLED": ("stopped", f"Slurm job {jid} was cancelled (scancel by a user or an "
-                      "administrator)."),
-        "TIMEOUT": ("stopped", f"Slurm job {jid} reached its time limit (--time). Continue it from "
-                    "its last checkpoint with `rhea resume`."),
-        "PREEMPTED": ("stopped", f"Slurm job {jid} was preempted. Continue it from its last "
-                      "checkpoint with `rhea resume`."),
+        "CANCELLED": (
+            "stopped",
+            f"Slurm job {jid} was cancelled (scancel by a user or an administrator).",
+        ),
+        "TIMEOUT": (
+            "stopped",
+            f"Slurm job {jid} reached its time limit (--time). Continue it from "
+            "its last checkpoint with `rhea resume`.",
+        ),
+        "PREEMPTED": (
+            "stopped",
+            f"Slurm job {jid} was preempted. Continue it from its last "
+            "checkpoint with `rhea resume`.",
+        ),
         "DEADLINE": ("stopped", f"Slurm job {jid} reached its deadline."),
-        "OUT_OF_MEMORY": ("failed", f"Slurm job {jid} ran out of memory; ask for more (or lower "
-                          "--batch-size)."),
-        "FAILED": ("failed", f"Slurm job {jid} failed (exit code {job.exit_code or 'unknown'}); "
-                   "the output is in the run's stdout.log and the home's slurm/ folder."),
-        "NODE_FAIL": ("lost", f"The node of Slurm job {jid} failed. Continue the run with "
-                      "`rhea resume`."),
+        "OUT_OF_MEMORY": (
+            "failed",
+            f"Slurm job {jid} ran out of memory; ask for more (or lower --batch-size).",
+        ),
+        "FAILED": (
+            "failed",
+            f"Slurm job {jid} failed (exit code {job.exit_code or 'unknown'}); "
+            "the output is in the run's stdout.log and the home's slurm/ folder.",
+        ),
+        "NODE_FAIL": (
+            "lost",
+            f"The node of Slurm job {jid} failed. Continue the run with `rhea resume`.",
+        ),
         "BOOT_FAIL": ("failed", f"The node of Slurm job {jid} failed to boot."),
     }
     return reasons.get(state)
@@ -337,11 +456,16 @@ def refresh_slurm_statuses(store: Any, force: bool = False) -> int:
     """
     now = time.time()
     rows = [
-        r for r in store.list_runs()
-        if r.slurm_job_id and (
+        r
+        for r in store.list_runs()
+        if r.slurm_job_id
+        and (
             r.status in ("queued", "running")
-            or (r.status in ("stopped", "failed", "lost") and not r.error
-                and (r.ended is None or now - r.ended < REASON_WINDOW_S))
+            or (
+                r.status in ("stopped", "failed", "lost")
+                and not r.error
+                and (r.ended is None or now - r.ended < REASON_WINDOW_S)
+            )
         )
     ]
     if not rows or not available():

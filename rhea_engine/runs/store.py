@@ -17,18 +17,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import sqlite_utils
 
 from rhea_engine.errors import RunError, StoreError, UnknownRunError
 from rhea_engine.runs import lifecycle
 from rhea_engine.runs.ingest import apply_events
+from rhea_engine.runs.rows import (
+    FINAL_STATUSES,
+    SORT_KEYS,
+    STATUSES,
+    RunRow,
+    brief_row,
+    row_from,
+)
 from rhea_engine.runs.rundir import (
     EVENTS_FILE,
     RUNS_DIR,
+    EventChunk,
     check_run_name,
     read_config,
     read_events,
@@ -37,10 +43,6 @@ from rhea_engine.runs.rundir import (
 )
 from rhea_engine.runs.schema import RUN_COLUMNS, VERSION, applied_version, migrate
 
-# Statuses (DESIGN.md §3) plus `pruned` (early-stopped sweep trials).
-STATUSES = ("queued", "running", "completed", "failed", "diverged", "stopped", "lost", "pruned")
-FINAL_STATUSES = ("completed", "failed", "diverged", "stopped", "lost", "pruned")
-
 DB_FILE = "runs.db"
 SWEEPS_DIR = "sweeps"
 STATUS_FILE = "status.json"  # the last status a front end set, so a rebuild keeps it
@@ -48,62 +50,18 @@ BUSY_TIMEOUT_MS = 5000
 BUSY_PATIENCE_S = 120.0
 T = TypeVar("T")
 
-# `rhea ls --sort` names -> runs columns
-SORT_KEYS = {
-    "id": "id", "name": "name", "status": "status", "created": "created", "started": "started",
-    "epoch": "last_epoch", "last_epoch": "last_epoch",
-    "train_loss": "last_train_loss", "last_train_loss": "last_train_loss",
-    "test_loss": "last_test_loss", "last_test_loss": "last_test_loss",
-    "best_train_loss": "best_train_loss", "best_test_loss": "best_test_loss",
-    "eln": "max_eln_violation", "ELN_violation": "max_eln_violation",
-    "max_eln_violation": "max_eln_violation", "lr": "learning_rate",
-    "learning_rate": "learning_rate", "heartbeat": "heartbeat",
-}
-_SLIM = ("id, name, status, events_offset, pid, host, slurm_job_id, heartbeat, started, created, "
-         "status_set_at")
+_SLIM = (
+    "id, name, status, events_offset, pid, host, slurm_job_id, heartbeat, started, created, "
+    "status_set_at"
+)
 _SETTABLE = set(RUN_COLUMNS) - {"id", "name", "config", "events_offset", "status_set_at"}
 
 
-@dataclass
-class RunRow:
-    """One row of `runs`, as front ends see it."""
-
-    id: int
-    name: str  # the handle: run1, run2, ... or --name
-    sweep: str | None
-    status: str
-    created: float
-    started: float | None
-    ended: float | None
-    heartbeat: float | None
-    pid: int | None
-    host: str | None
-    slurm_job_id: str | None
-    device: str | None
-    git_commit: str | None
-    git_dirty: bool | None
-    data: list[dict[str, Any]]  # [{"path", "sha256", "kind"}]
-    config: dict[str, Any]
-    error: str | None
-    traceback: str | None
-    total_epochs: int | None
-    last_epoch: int | None
-    last_train_loss: float | None
-    last_test_loss: float | None
-    best_train_loss: float | None
-    best_test_loss: float | None
-    max_eln_violation: float | None  # ELN_violation (max over samples) of the last epoch
-    learning_rate: float | None
-    evaluation: dict[str, float] = field(default_factory=dict)  # filled by get_run only
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # [{"epoch","path","kind"}]
-    path: Path | None = None  # the run directory
-    fail_epoch: int | None = None  # diverged/failed: the epoch and task that went first
-    fail_task: str | None = None
-    status_set_at: float | None = None  # when a front end last set the status
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+def _failure(path: Path, exc: sqlite3.DatabaseError) -> str:
+    return (
+        f"The run store {path} failed ({exc}). If another program holds it for long, try "
+        "again; if it is damaged, `rhea db rebuild` recreates it from the run directories."
+    )
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -121,22 +79,38 @@ class Store:
         self.runs_root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._changes = 0
+        fresh = not self.path.exists()
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
             )
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL").fetchone())
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self.db = sqlite_utils.Database(self._conn)
-            if applied_version(self.db) < VERSION:
+            self._conn.execute("PRAGMA cache_size = -65536")  # KiB: per-run series stay cached
+            if applied_version(self._conn) < VERSION:
                 self._write(lambda: migrate(self.db))
+            if fresh and any(
+                p.is_dir() and not p.name.startswith(".") for p in self.runs_root.iterdir()
+            ):
+                self.rebuild()  # runs.db was deleted or lost: the run directories hold it all
         except sqlite3.DatabaseError as exc:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
             raise StoreError(
                 f"The run store {self.path} cannot be opened ({exc}). If it is damaged, move it "
                 "aside and run `rhea db rebuild` to recreate it from the run directories."
             ) from exc
+
+    @property
+    def db(self) -> Any:
+        """The connection as a `sqlite_utils.Database` (imported on first use: it is slow)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self._conn)
 
     # -- transactions ---------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T]) -> T:
@@ -166,25 +140,29 @@ class Store:
                         if cleanup is not None:
                             cleanup()
                         raise
-                except sqlite3.OperationalError as exc:
-                    if not _busy(exc) or time.monotonic() > deadline:
-                        raise StoreError(
-                            f"The run store {self.path} stayed busy or failed: {exc}."
-                        ) from exc
+                except sqlite3.DatabaseError as exc:
+                    busy = isinstance(exc, sqlite3.OperationalError) and _busy(exc)
+                    if not busy or time.monotonic() > deadline:
+                        raise StoreError(_failure(self.path, exc)) from exc
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
                 self._changes += 1
                 return result
 
-    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            cursor = self._retry(lambda: self._conn.execute(sql, params))
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            try:
+                return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(_failure(self.path, exc)) from exc
 
     # -- writing (front ends only) --------------------------------------------------------
     def create_run(
-        self, config: dict[str, Any] | Any, name: str | None = None, sweep: str | None = None,
+        self,
+        config: dict[str, Any] | Any,
+        name: str | None = None,
+        sweep: str | None = None,
         status: str = "queued",
     ) -> RunRow:
         """Allocate a handle (run1, run2, ... or `name`), create runs/<name>/ with config.json."""
@@ -202,7 +180,9 @@ class Store:
 
         def create() -> str:
             now = time.time()
-            new_id = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0])
+            new_id = int(
+                self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0]
+            )
             if name is not None:
                 chosen = name
                 if self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (chosen,)).fetchone():
@@ -216,7 +196,9 @@ class Store:
                 number = new_id
                 while True:
                     chosen = f"run{number}"
-                    taken = self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (chosen,)).fetchone()
+                    taken = self._conn.execute(
+                        "SELECT 1 FROM runs WHERE name = ?", (chosen,)
+                    ).fetchone()
                     if not taken and not run_dir(self.home, chosen).exists():
                         break
                     number += 1
@@ -228,8 +210,14 @@ class Store:
             directory = run_dir(self.home, chosen)
             directory.mkdir(parents=True)
             made.append(directory)
-            meta = {"id": new_id, "name": chosen, "sweep": sweep, "created": now, "status": status,
-                    "home": str(self.home)}
+            meta = {
+                "id": new_id,
+                "name": chosen,
+                "sweep": sweep,
+                "created": now,
+                "status": status,
+                "home": str(self.home),
+            }
             write_config(directory, values, meta)
             self._conn.execute(
                 "INSERT INTO runs (id, name, sweep, status, created, config, events_offset) "
@@ -259,7 +247,9 @@ class Store:
 
         self._write(create)
 
-    def set_status(self, handle: str, status: str, error: str | None = None, **columns: Any) -> None:
+    def set_status(
+        self, handle: str, status: str, error: str | None = None, **columns: Any
+    ) -> None:
         """Set a run's status from a front end (pruned, lost, ...); later worker events win."""
         if status not in STATUSES:
             raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
@@ -273,8 +263,10 @@ class Store:
             values.setdefault("traceback", None)
         self._update(row.id, values, check=set(columns))
         if row.path is not None and row.path.is_dir():
-            _write_json(row.path / STATUS_FILE, {"status": status, "t": now, "error": error,
-                                                "traceback": columns.get("traceback")})
+            _write_json(
+                row.path / STATUS_FILE,
+                {"status": status, "t": now, "error": error, "traceback": columns.get("traceback")},
+            )
 
     def update_run(self, handle: str, **columns: Any) -> None:
         """Set columns (pid, host, slurm_job_id, ...) without touching the status."""
@@ -290,9 +282,12 @@ class Store:
             values["git_dirty"] = int(bool(values["git_dirty"]))
         # column names come from the fixed RUN_COLUMNS whitelist, values are parameters
         assignments = ", ".join(f"{column} = ?" for column in values)
-        self._write(lambda: self._conn.execute(
-            f"UPDATE runs SET {assignments} WHERE id = ?", (*values.values(), run_id)  # noqa: S608
-        ))
+        self._write(
+            lambda: self._conn.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ?",
+                (*values.values(), run_id),  # noqa: S608
+            )
+        )
 
     def delete_run(self, handle: str, force: bool = False) -> None:
         """Remove a run's rows and its directory; refuses a live run unless `force`."""
@@ -333,7 +328,9 @@ class Store:
         else:
             ids = [r.id for r in self.resolve_handles(handles)]
             marks = ",".join("?" * len(ids))
-            rows = self._query(f"SELECT {_SLIM} FROM runs WHERE id IN ({marks})", ids) if ids else []  # noqa: S608
+            rows = (
+                self._query(f"SELECT {_SLIM} FROM runs WHERE id IN ({marks})", ids) if ids else []
+            )  # noqa: S608
         applied = 0
         for row in rows:
             applied += self._refresh(row)
@@ -344,51 +341,55 @@ class Store:
         # Liveness is checked before the events are read: a worker that wrote its final
         # status and exited in between is then seen with that status, never as lost.
         watched = row[2] in ("running", "queued") and bool(row[4] or row[6])
-        gone = lifecycle.process_alive(_brief_row(row)) is False if watched else None
+        gone = lifecycle.process_alive(brief_row(row)) is False if watched else None
         applied = self._ingest_file(row[0], row[1], row[3])
         if not watched and applied:
             again = self._query(f"SELECT {_SLIM} FROM runs WHERE id = ?", (row[0],))  # noqa: S608
             if again and again[0][2] in ("running", "queued") and (again[0][4] or again[0][6]):
                 watched = True  # the start event just told us the pid: check, then re-read
-                gone = lifecycle.process_alive(_brief_row(again[0])) is False
+                gone = lifecycle.process_alive(brief_row(again[0])) is False
                 applied += self._ingest_file(row[0], row[1], again[0][3])
         if watched:
             self._settle(row[0], gone)
         return applied
 
     def _ingest_file(self, run_id: int, name: str, offset: int) -> int:
+        events_path = self.runs_root / name / EVENTS_FILE
         try:
-            size = (self.runs_root / name / EVENTS_FILE).stat().st_size
+            size = events_path.stat().st_size
         except OSError:
-            size = 0
+            return 0  # no events yet (or the directory is gone)
         if size == offset:
             return 0
-        return self._write(lambda: self._ingest_run(run_id))
+        # read outside the write lock; a torn last line alone starts no transaction
+        start = 0 if size < offset else offset  # a replaced file is read whole (upserts)
+        chunk = read_events(events_path, start)
+        if chunk.end_offset == offset:
+            return 0
+        return self._write(lambda: self._ingest_run(run_id, start, chunk))
 
-    def _ingest_run(self, run_id: int) -> int:
+    def _ingest_run(self, run_id: int, start: int, chunk: EventChunk) -> int:
         self._conn.row_factory = sqlite3.Row
         try:
             found = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         finally:
             self._conn.row_factory = None
         if found is None:
-            return 0
+            return 0  # deleted meanwhile
         run = dict(found)
-        offset = run["events_offset"]
-        events_path = self.runs_root / run["name"] / EVENTS_FILE
-        try:
-            if events_path.stat().st_size < offset:
-                offset = 0  # the file was replaced: re-read it whole (upserts keep it exact)
-        except OSError:
-            return 0
-        chunk = read_events(events_path, offset)
+        if run["events_offset"] != start and not (
+            start == 0 and chunk.end_offset < run["events_offset"]
+        ):
+            # another front end ingested meanwhile: continue from its offset, under the lock
+            chunk = read_events(self.runs_root / run["name"] / EVENTS_FILE, run["events_offset"])
         if chunk.end_offset == run["events_offset"]:
             return 0
         changes = apply_events(self._conn, run, chunk.events)
         changes["events_offset"] = chunk.end_offset
         assignments = ", ".join(f"{column} = ?" for column in changes)
         self._conn.execute(
-            f"UPDATE runs SET {assignments} WHERE id = ?", (*changes.values(), run_id)  # noqa: S608
+            f"UPDATE runs SET {assignments} WHERE id = ?",  # noqa: S608
+            (*changes.values(), run_id),
         )
         return len(chunk.events)
 
@@ -411,34 +412,21 @@ class Store:
                 return  # something new arrived meanwhile; decide on the next pass
             self._conn.execute(
                 "UPDATE runs SET status = ?, error = ?, traceback = ?, ended = ?, status_set_at = ? "
-                "WHERE id = ?", (status, error, traceback, time.time(), time.time(), run_id),
+                "WHERE id = ?",
+                (status, error, traceback, time.time(), time.time(), run_id),
             )
 
         self._write(settle)
         if row.path is not None and row.path.is_dir():
-            _write_json(row.path / STATUS_FILE, {"status": status, "t": time.time(),
-                                                "error": error, "traceback": traceback})
+            _write_json(
+                row.path / STATUS_FILE,
+                {"status": status, "t": time.time(), "error": error, "traceback": traceback},
+            )
 
     # -- reading --------------------------------------------------------------------------
-    def _row(self, raw: sqlite3.Row | tuple[Any, ...], names: list[str] | None = None) -> RunRow:
+    def _row(self, raw: tuple[Any, ...], names: list[str] | None = None) -> RunRow:
         values = dict(zip(names or self._columns(), raw, strict=False))
-        return RunRow(
-            id=values["id"], name=values["name"], sweep=values["sweep"], status=values["status"],
-            created=values["created"], started=values["started"], ended=values["ended"],
-            heartbeat=values["heartbeat"], pid=values["pid"], host=values["host"],
-            slurm_job_id=values["slurm_job_id"], device=values["device"],
-            git_commit=values["git_commit"],
-            git_dirty=None if values["git_dirty"] is None else bool(values["git_dirty"]),
-            data=json.loads(values["data"]) if values["data"] else [],
-            config=json.loads(values["config"]) if values["config"] else {},
-            error=values["error"], traceback=values["traceback"],
-            total_epochs=values["total_epochs"], last_epoch=values["last_epoch"],
-            last_train_loss=values["last_train_loss"], last_test_loss=values["last_test_loss"],
-            best_train_loss=values["best_train_loss"], best_test_loss=values["best_test_loss"],
-            max_eln_violation=values["max_eln_violation"], learning_rate=values["learning_rate"],
-            path=self.runs_root / values["name"], fail_epoch=values["fail_epoch"],
-            fail_task=values["fail_task"], status_set_at=values["status_set_at"],
-        )
+        return row_from(values, self.runs_root)
 
     def _columns(self) -> list[str]:
         if not hasattr(self, "_column_names"):
@@ -460,7 +448,9 @@ class Store:
             raise UnknownRunError(self._unknown_message(str(handle)))
         row.evaluation = {
             name: (math.nan if value is None else value)
-            for name, value in self._query("SELECT name, value FROM evaluations WHERE run = ?", (row.id,))
+            for name, value in self._query(
+                "SELECT name, value FROM evaluations WHERE run = ?", (row.id,)
+            )
         }
         row.checkpoints = [
             {"epoch": epoch, "path": path, "kind": kind, "t": t}
@@ -477,11 +467,16 @@ class Store:
         if not names:
             return f"There is no run '{handle}': the Rhea home {self.home} has no runs yet."
         more = f" ({count} in all; `rhea ls` lists them)" if count > len(names) else ""
-        return (f"There is no run '{handle}' in {self.home}. Known runs: "
-                f"{', '.join(reversed(names))}{more}.")
+        return (
+            f"There is no run '{handle}' in {self.home}. Known runs: "
+            f"{', '.join(reversed(names))}{more}."
+        )
 
     def list_runs(
-        self, sweep: str | None = None, status: str | None = None, sort: str | None = None,
+        self,
+        sweep: str | None = None,
+        status: str | None = None,
+        sort: str | None = None,
         descending: bool = False,
     ) -> list[RunRow]:
         """Runs (without evaluations and checkpoints), filtered and sorted by a summary column."""
@@ -501,14 +496,17 @@ class Store:
             column = SORT_KEYS[sort]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, id"
-        return [self._row(r) for r in self._query(f"SELECT * FROM runs {where} ORDER BY {order}", params)]  # noqa: S608
+        return [
+            self._row(r)
+            for r in self._query(f"SELECT * FROM runs {where} ORDER BY {order}", params)
+        ]  # noqa: S608
 
     def resolve_handles(self, handles: list[str]) -> list[RunRow]:
         """Expand `sweep:NAME` and run handles into rows, in order, without duplicates."""
         out: dict[int, RunRow] = {}
         for handle in handles:
             if handle.startswith("sweep:"):
-                name = handle[len("sweep:"):]
+                name = handle[len("sweep:") :]
                 if not self._query("SELECT 1 FROM sweeps WHERE name = ?", (name,)):
                     known = [r[0] for r in self._query("SELECT name FROM sweeps ORDER BY created")]
                     raise UnknownRunError(
@@ -535,7 +533,8 @@ class Store:
     ) -> dict[str, list[tuple[int, float]]]:
         """Per-epoch series {metric name: [(epoch, value), ...]} sorted by epoch."""
         run_id = self._run_id(handle)
-        sql, params = "SELECT name, epoch, value FROM metrics WHERE run = ?", [run_id]
+        sql = "SELECT name, epoch, value FROM metrics WHERE run = ?"
+        params: list[Any] = [run_id]
         if names is not None:
             if not names:
                 return {}
@@ -553,7 +552,12 @@ class Store:
 
     def metric_names(self, handle: str) -> list[str]:
         run_id = self._run_id(handle)
-        return [r[0] for r in self._query("SELECT DISTINCT name FROM metrics WHERE run = ? ORDER BY name", (run_id,))]
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT DISTINCT name FROM metrics WHERE run = ? ORDER BY name", (run_id,)
+            )
+        ]
 
     def sweeps(self) -> list[dict[str, Any]]:
         """Sweeps with their spec and a count of their runs per status."""
@@ -563,9 +567,16 @@ class Store:
         ):
             counts.setdefault(sweep, {})[status] = count
         return [
-            {"name": name, "created": created, "spec": json.loads(spec or "{}"),
-             "runs": sum(counts.get(name, {}).values()), "statuses": counts.get(name, {})}
-            for name, created, spec in self._query("SELECT name, created, spec FROM sweeps ORDER BY created")
+            {
+                "name": name,
+                "created": created,
+                "spec": json.loads(spec or "{}"),
+                "runs": sum(counts.get(name, {}).values()),
+                "statuses": counts.get(name, {}),
+            }
+            for name, created, spec in self._query(
+                "SELECT name, created, spec FROM sweeps ORDER BY created"
+            )
         ]
 
     def data_version(self) -> int:
@@ -596,22 +607,10 @@ class Store:
         self.close()
 
 
-def _brief_row(row: tuple[Any, ...]) -> RunRow:
-    """A partial RunRow with what the liveness check needs (from ingest's slim query)."""
-    return RunRow(
-        id=row[0], name=row[1], sweep=None, status=row[2], created=row[9], started=row[8],
-        ended=None, heartbeat=row[7], pid=row[4], host=row[5], slurm_job_id=row[6], device=None,
-        git_commit=None, git_dirty=None, data=[], config={}, error=None, traceback=None,
-        total_epochs=None, last_epoch=None, last_train_loss=None, last_test_loss=None,
-        best_train_loss=None, best_test_loss=None, max_eln_violation=None, learning_rate=None,
-        status_set_at=row[10],
-    )
-
-
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(value, indent=2))
     os.replace(tmp, path)
 
 
-__all__ = ["FINAL_STATUSES", "STATUSES", "RunRow", "Store", "read_config"]
+__all__ = ["FINAL_STATUSES", "SORT_KEYS", "STATUSES", "RunRow", "Store", "read_config"]

@@ -37,14 +37,21 @@ class SweepOptions:
     slurm: slurm.SlurmOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"parallel": self.parallel, "gpus": self.gpus, "asha_min_epochs": self.asha_min_epochs,
-                "asha_eta": self.asha_eta, "slurm": self.slurm.to_dict() if self.slurm else None}
+        return {
+            "parallel": self.parallel,
+            "gpus": self.gpus,
+            "asha_min_epochs": self.asha_min_epochs,
+            "asha_eta": self.asha_eta,
+            "slurm": self.slurm.to_dict() if self.slurm else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepOptions:
         return cls(
-            parallel=int(data.get("parallel") or 1), gpus=[str(g) for g in data.get("gpus") or []],
-            asha_min_epochs=data.get("asha_min_epochs"), asha_eta=int(data.get("asha_eta") or 3),
+            parallel=int(data.get("parallel") or 1),
+            gpus=[str(g) for g in data.get("gpus") or []],
+            asha_min_epochs=data.get("asha_min_epochs"),
+            asha_eta=int(data.get("asha_eta") or 3),
             slurm=slurm.SlurmOptions(**data["slurm"]) if data.get("slurm") else None,
         )
 
@@ -53,8 +60,12 @@ class Supervisor:
     """One pass per `poll_s`: ingest, prune, launch; `run()` returns when all trials are final."""
 
     def __init__(
-        self, store: Store, sweep: str, options: SweepOptions,
-        on_tick: Callable[[list[RunRow], list[str]], None] | None = None, poll_s: float = 1.0,
+        self,
+        store: Store,
+        sweep: str,
+        options: SweepOptions,
+        on_tick: Callable[[list[RunRow], list[str]], None] | None = None,
+        poll_s: float = 1.0,
     ) -> None:
         self.store, self.sweep, self.options = store, sweep, options
         self.on_tick = on_tick
@@ -103,7 +114,10 @@ class Supervisor:
     def _active(self, rows: list[RunRow]) -> int:
         if self.options.slurm is not None:
             return sum(1 for r in rows if r.slurm_job_id and not r.is_final)
-        return len(self.local)
+        # trials started by an earlier supervisor of this sweep (re-attached) count too
+        return len(self.local) + sum(
+            1 for r in rows if r.status == "running" and r.name not in self.local
+        )
 
     def _free_gpu(self) -> str | None:
         if not self.options.gpus:
@@ -116,11 +130,16 @@ class Supervisor:
 
     def _launch(self, rows: list[RunRow]) -> None:
         limit = max(1, self.options.parallel)
-        waiting = [r for r in rows if r.status == "queued" and not r.slurm_job_id and r.name not in self.local]
+        waiting = [
+            r
+            for r in rows
+            if r.status == "queued" and not r.slurm_job_id and r.name not in self.local
+        ]
         for row in waiting:
             if self._active(self.rows()) >= limit:
                 break
             if self.options.slurm is not None:
+                assert row.path is not None
                 try:
                     job_id = slurm.submit(self.store.home, row.path, self.options.slurm, row.name)
                 except Exception as exc:  # sbatch refused: this trial fails, the sweep goes on
@@ -138,7 +157,9 @@ class Supervisor:
                 self.notes.append(f"{row.name}: could not start ({exc})")
                 continue
             self.local[row.name] = (process, gpu)
-            self.notes.append(f"{row.name}: started (pid {process.pid}" + (f", GPU {gpu})" if gpu else ")"))
+            self.notes.append(
+                f"{row.name}: started (pid {process.pid}" + (f", GPU {gpu})" if gpu else ")")
+            )
 
     def _reap(self) -> None:
         for name, (process, _) in list(self.local.items()):
@@ -167,8 +188,10 @@ class Supervisor:
     def _stop_pruned(self, row: RunRow, rung: int, loss: float) -> None:
         assert self.asha is not None
         reached = len(self.asha.recorded[rung])
-        reason = (f"Pruned by ASHA at epoch {rung}: its test loss {loss:.4g} was not among the best "
-                  f"1/{self.asha.eta} of the {reached} trials that reached that epoch.")
+        reason = (
+            f"Pruned by ASHA at epoch {rung}: its test loss {loss:.4g} was not among the best "
+            f"1/{self.asha.eta} of the {reached} trials that reached that epoch."
+        )
         if row.slurm_job_id:
             slurm.cancel(row.slurm_job_id)
             _wait_final(self.store, row.name, 120.0)
@@ -184,7 +207,10 @@ class Supervisor:
                     process.kill()
                     process.wait()
                 del self.local[row.name]
-            self.store.ingest([row.name])
+                self.store.ingest([row.name])
+            else:  # started by an earlier supervisor of this sweep
+                launch.stop_run(self.store, row)
+                _wait_final(self.store, row.name, 120.0)
         current = self.store.get_run(row.name)
         if current.status in ("completed", "failed", "diverged"):
             return  # it finished on its own before the stop took effect
@@ -206,7 +232,11 @@ class Supervisor:
         self.store.ingest()
         for row in self.rows():
             if row.status == "queued" and not row.slurm_job_id:
-                self.store.set_status(row.name, "stopped", error="The sweep was interrupted before this trial started.")
+                self.store.set_status(
+                    row.name,
+                    "stopped",
+                    error="The sweep was interrupted before this trial started.",
+                )
 
 
 def _wait_final(store: Store, name: str, timeout_s: float) -> None:
@@ -232,8 +262,12 @@ def start_detached(home: Path, sweep: str) -> int:
     with open(folder / f"{sweep}.{SUPERVISOR_LOG}", "ab") as log:
         process = subprocess.Popen(  # noqa: S603 (our own module, names checked)
             [sys.executable, "-m", "rhea_engine.runs.supervise", str(home), sweep],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=home,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=home,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     return process.pid
 
@@ -258,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         counts: dict[str, int] = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1
-        print(f"sweep {args.sweep}: done ({', '.join(f'{n} {s}' for s, n in counts.items())})", flush=True)
+        print(
+            f"sweep {args.sweep}: done ({', '.join(f'{n} {s}' for s, n in counts.items())})",
+            flush=True,
+        )
     return 0
 
 

@@ -14,14 +14,41 @@ from rich.text import Text
 from rhea_engine.runs.store import RunRow
 
 STATUS_STYLE = {
-    "running": "bold cyan", "queued": "dim", "completed": "green", "failed": "bold red",
-    "diverged": "bold red", "stopped": "yellow", "lost": "magenta", "pruned": "dim yellow",
+    "running": "bold cyan",
+    "queued": "dim",
+    "completed": "green",
+    "failed": "bold red",
+    "diverged": "bold red",
+    "stopped": "yellow",
+    "lost": "magenta",
+    "pruned": "dim yellow",
 }
 SUMMARY_FIELDS = (
-    "id", "name", "sweep", "status", "created", "started", "ended", "heartbeat", "pid", "host",
-    "slurm_job_id", "device", "git_commit", "git_dirty", "total_epochs", "last_epoch",
-    "last_train_loss", "last_test_loss", "best_train_loss", "best_test_loss",
-    "max_eln_violation", "learning_rate", "error", "fail_epoch", "fail_task",
+    "id",
+    "name",
+    "sweep",
+    "status",
+    "created",
+    "started",
+    "ended",
+    "heartbeat",
+    "pid",
+    "host",
+    "slurm_job_id",
+    "device",
+    "git_commit",
+    "git_dirty",
+    "total_epochs",
+    "last_epoch",
+    "last_train_loss",
+    "last_test_loss",
+    "best_train_loss",
+    "best_test_loss",
+    "max_eln_violation",
+    "learning_rate",
+    "error",
+    "fail_epoch",
+    "fail_task",
 )
 TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
 
@@ -59,30 +86,60 @@ def short(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def runs_table(rows: list[RunRow]) -> Table:
-    """The runs list; compact numbers so that it fits 80 columns."""
+def runs_table(rows: list[RunRow], width: int = 80) -> Text:
+    """The runs list as aligned text (a rich Table takes ~1 ms a row; this stays fast)."""
     with_sweep = any(row.sweep for row in rows)
-    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
-    columns = ["run"] + (["sweep"] if with_sweep else []) + [
-        "status", "epoch", "train", "test", "best", "max ELN", "lr", "device", "age"]
-    for column in columns:
-        left = column in ("run", "sweep", "status", "device")
-        table.add_column(column, justify="left" if left else "right", no_wrap=column != "run")
-    for row in rows:
-        cells = [row.name] + ([row.sweep or ""] if with_sweep else []) + [
-            status_text(row), epochs(row), short(row.last_train_loss), short(row.last_test_loss),
-            short(row.best_test_loss), short(row.max_eln_violation), short(row.learning_rate),
-            row.device or str(row.config.get("device", "")), age(row.heartbeat or row.created),
+    header = ["run"] + (["sweep"] if with_sweep else [])
+    header += ["status", "epoch", "train", "test", "best", "max ELN", "lr", "device", "age"]
+    left = {"run", "sweep", "status", "device"}
+    cells = [
+        [row.name]
+        + ([row.sweep or ""] if with_sweep else [])
+        + [
+            row.status,
+            epochs(row),
+            short(row.last_train_loss),
+            short(row.last_test_loss),
+            short(row.best_test_loss),
+            short(row.max_eln_violation),
+            short(row.learning_rate),
+            row.device or str(row.config.get("device", "")),
+            age(row.heartbeat or row.created),
         ]
-        table.add_row(*cells)
-    return table
+        for row in rows
+    ]
+    widths = [max(len(str(line[k])) for line in [header, *cells]) for k in range(len(header))]
+    gap = "  " if sum(widths) + 2 * (len(widths) - 1) <= width else " "
+
+    def line(values: list[str]) -> list[str]:
+        return [
+            v.ljust(w) if name in left else v.rjust(w)
+            for v, w, name in zip(values, widths, header, strict=True)
+        ]
+
+    text = Text(gap.join(line(header)).rstrip() + "\n", style="bold")
+    status_at = header.index("status")
+    for row, values in zip(rows, cells, strict=True):
+        padded = line(values)
+        before = gap.join(padded[:status_at])
+        text.append(before + (gap if before else ""))
+        text.append(padded[status_at], style=STATUS_STYLE.get(row.status, ""))
+        text.append((gap + gap.join(padded[status_at + 1 :])).rstrip() + "\n")
+    text.rstrip()
+    return text
 
 
 def row_json(row: RunRow, full: bool = False) -> dict[str, Any]:
     out = {key: getattr(row, key) for key in SUMMARY_FIELDS}
     if full:
-        out.update(config=row.config, data=row.data, traceback=row.traceback,
-                   evaluation=row.evaluation, checkpoints=row.checkpoints, path=str(row.path))
+        out.update(
+            config=row.config,
+            data=row.data,
+            traceback=row.traceback,
+            evaluation=row.evaluation,
+            checkpoints=row.checkpoints,
+            path=str(row.path),
+        )
     return out
 
 
@@ -96,9 +153,13 @@ def epoch_line(event: dict[str, Any], total: int | None) -> str:
         except (TypeError, ValueError):
             return None
 
-    parts = [f"epoch {event.get('epoch')}/{total or '?'}",
-             f"train {num(get('train_loss'))}", f"test {num(get('test_loss'))}",
-             f"ELN {num(get('ELN_violation'), 1)}", f"lr {num(get('learning_rate'), 1)}"]
+    parts = [
+        f"epoch {event.get('epoch')}/{total or '?'}",
+        f"train {num(get('train_loss'))}",
+        f"test {num(get('test_loss'))}",
+        f"ELN {num(get('ELN_violation'), 1)}",
+        f"lr {num(get('learning_rate'), 1)}",
+    ]
     if get("epoch_seconds") is not None:
         parts.append(f"{get('epoch_seconds'):.1f} s")
     return "  ".join(parts)
@@ -123,7 +184,8 @@ def evaluation_table(results: dict[str, float]) -> Table:
         for metric, values in sorted(grouped.items()):
             table.add_row(metric, *(num(values.get(s)) for s in sources))
     other = {k: v for k, v in other.items() if not k.startswith("n_")} | {
-        k: v for k, v in other.items() if k.startswith("n_")}
+        k: v for k, v in other.items() if k.startswith("n_")
+    }
     if other:
         if not grouped:
             table.add_column("metric")
@@ -137,7 +199,9 @@ def evaluation_table(results: dict[str, float]) -> Table:
     return table
 
 
-def run_details(row: RunRow, series: dict[str, list[tuple[int, float]]], defaults: dict[str, Any]) -> Group:
+def run_details(
+    row: RunRow, series: dict[str, list[tuple[int, float]]], defaults: dict[str, Any]
+) -> Group:
     """Everything `rhea show` prints about one run."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created))
     head = Table.grid(padding=(0, 2))
@@ -146,7 +210,9 @@ def run_details(row: RunRow, series: dict[str, list[tuple[int, float]]], default
     head.add_row("created", when)
     if row.sweep:
         head.add_row("sweep", row.sweep)
-    where = f"{row.host or '-'} pid {row.pid or '-'}" + (f", Slurm job {row.slurm_job_id}" if row.slurm_job_id else "")
+    where = f"{row.host or '-'} pid {row.pid or '-'}" + (
+        f", Slurm job {row.slurm_job_id}" if row.slurm_job_id else ""
+    )
     head.add_row("device", f"{row.device or row.config.get('device', '-')} on {where}")
     if row.git_commit:
         head.add_row("git", row.git_commit[:12] + (" (dirty)" if row.git_dirty else ""))
@@ -159,15 +225,24 @@ def run_details(row: RunRow, series: dict[str, list[tuple[int, float]]], default
         if row.traceback:
             text.append("\n\n" + row.traceback, style="dim")
         parts.append(Panel(text, title=row.status, title_align="left", border_style="red"))
-    changed = {k: v for k, v in row.config.items() if k in defaults and v != defaults[k]
-               and k not in ("database_list", "stable_database_list")}
+    changed = {
+        k: v
+        for k, v in row.config.items()
+        if k in defaults and v != defaults[k] and k not in ("database_list", "stable_database_list")
+    }
     config = Table.grid(padding=(0, 2))
     for key, value in sorted(changed.items()):
         config.add_row(key, str(value))
-    for item in row.data or [{"path": p, "kind": "file"} for p in row.config.get("database_list", [])]:
+    for item in row.data or [
+        {"path": p, "kind": "file"} for p in row.config.get("database_list", [])
+    ]:
         sha = (item.get("sha256") or "")[:12]
-        config.add_row(item.get("kind", "data"), f"{item.get('path')}" + (f"  sha256 {sha}" if sha else ""))
-    parts.append(Panel(config, title="config (differences from the defaults) and data", title_align="left"))
+        config.add_row(
+            item.get("kind", "data"), f"{item.get('path')}" + (f"  sha256 {sha}" if sha else "")
+        )
+    parts.append(
+        Panel(config, title="config (differences from the defaults) and data", title_align="left")
+    )
     parts.append(Panel(metrics_table(series), title="metrics", title_align="left"))
     if row.checkpoints:
         checkpoints = Table(box=None, header_style="bold", pad_edge=False)
@@ -177,14 +252,24 @@ def run_details(row: RunRow, series: dict[str, list[tuple[int, float]]], default
             checkpoints.add_row(str(item["epoch"]), item["kind"], item["path"])
         parts.append(Panel(checkpoints, title="checkpoints", title_align="left"))
     if row.evaluation:
-        parts.append(Panel(evaluation_table(row.evaluation), title="final evaluation: model vs Box3D vs identity",
-                           title_align="left"))
+        parts.append(
+            Panel(
+                evaluation_table(row.evaluation),
+                title="final evaluation: model vs Box3D vs identity",
+                title_align="left",
+            )
+        )
     return Group(*parts)
 
 
 def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column, justify in (("metric", "left"), ("last", "right"), ("best", "right"), ("best epoch", "right")):
+    for column, justify in (
+        ("metric", "left"),
+        ("last", "right"),
+        ("best", "right"),
+        ("best epoch", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     order = ["train_loss", "test_loss", "ELN_violation", "ELN_violation_test", "learning_rate"]
     order += [f"{task}_test_loss" for task in TASKS]
@@ -194,5 +279,7 @@ def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
             continue
         finite = [p for p in points if math.isfinite(p[1])]
         best = min(finite, key=lambda p: p[1]) if finite and name != "learning_rate" else None
-        table.add_row(name, num(points[-1][1]), num(best[1]) if best else "-", str(best[0]) if best else "-")
+        table.add_row(
+            name, num(points[-1][1]), num(best[1]) if best else "-", str(best[0]) if best else "-"
+        )
     return table

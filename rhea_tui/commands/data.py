@@ -38,6 +38,15 @@ def synth(
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed; the same seed gives the same files.", min=0)
     ] = 0,
+    noise: Annotated[
+        float,
+        typer.Option(
+            "--noise",
+            help="Scatter of the final states, as a fraction of N_e, in directions that keep "
+            "every conserved quantity (mimics simulation output; 0 = exact Box3D).",
+            min=0.0,
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a synthetic data set: crossing-test labels and Box3D final states and growth rates.
 
@@ -63,7 +72,11 @@ def synth(
     ) as bar:
         task = bar.add_task("synth", total=n)
         result = synth_to_dir(
-            directory, n, seed, progress=lambda done, total: bar.update(task, completed=done)
+            directory,
+            n,
+            seed,
+            progress=lambda done, total: bar.update(task, completed=done),
+            noise=noise,
         )
     console.print(
         f"Wrote {result.asymptotic_path} ({result.n_unstable} unstable rows) and "

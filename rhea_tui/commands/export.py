@@ -18,18 +18,38 @@ class ExportFormat(str, Enum):
 
 @handle_errors
 def export(
-    run: Annotated[str, typer.Argument(help="Run handle (run1, a --name, ...).", show_default=False)],
-    best: Annotated[bool, typer.Option("--best", help="Export the checkpoint with the lowest test loss.")] = False,
-    epoch: Annotated[int | None, typer.Option("--epoch", help="Export the checkpoint of epoch N.",
-                                              show_default=False)] = None,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Export for the CPU: the file loads on "
-                                      "machines without CUDA.")] = False,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="torchscript (all upstream "
-                                              "methods, portable) or aoti (predict_all compiled "
-                                              "ahead of time for this machine).")] = ExportFormat.torchscript,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file. Default: "
-                                                "<run dir>/exports/<run>_epochNNNNN_<device>.pt[2].",
-                                                show_default=False)] = None,
+    run: Annotated[
+        str, typer.Argument(help="Run handle (run1, a --name, ...).", show_default=False)
+    ],
+    best: Annotated[
+        bool, typer.Option("--best", help="Export the checkpoint with the lowest test loss.")
+    ] = False,
+    epoch: Annotated[
+        int | None,
+        typer.Option("--epoch", help="Export the checkpoint of epoch N.", show_default=False),
+    ] = None,
+    cpu: Annotated[
+        bool,
+        typer.Option("--cpu", help="Export for the CPU: the file loads on machines without CUDA."),
+    ] = False,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="torchscript (all upstream "
+            "methods, portable) or aoti (predict_all compiled "
+            "ahead of time for this machine).",
+        ),
+    ] = ExportFormat.torchscript,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file. Default: <run dir>/exports/<run>_epochNNNNN_<device>.pt[2].",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Export a run's model for simulation codes, check it against the trained model, and
@@ -40,12 +60,21 @@ def export(
     from rhea_engine.export import export_run
 
     with err_console.status("Exporting") as status:
-        result = export_run(resolve_home(home), run, best=best, epoch=epoch, cpu=cpu,
-                            fmt=fmt.value, output=output,
-                            progress=lambda msg: status.update(msg))
+        result = export_run(
+            resolve_home(home),
+            run,
+            best=best,
+            epoch=epoch,
+            cpu=cpu,
+            fmt=fmt.value,
+            output=output,
+            progress=lambda msg: status.update(msg),
+        )
     p = result.parity
-    console.print(f"Exported epoch {result.epoch} of run '{run}' as {result.format} "
-                  f"({result.device}) in {result.seconds:.1f} s:")
+    console.print(
+        f"Exported epoch {result.epoch} of run '{run}' as {result.format} "
+        f"({result.device}) in {result.seconds:.1f} s:"
+    )
     console.print(f"  model  {result.path}")
     console.print(f"  card   {result.card_path}")
     console.print(
@@ -61,33 +90,61 @@ def _nsm1_report(prediction: Any) -> None:
     from rhea_engine.predict import SPECIES
 
     console.print("NSM1 cell (Richers et al. 2024): model vs Box3D vs full simulation (Emu)")
-    console.print(f"  stability (probability stable): {prediction.stability:.4f}"
-                  f"   [Box3D and Emu: unstable]")
-    box = (f"{prediction.box3d_growthrate:.4e}" if prediction.box3d_growthrate is not None
-           else "n/a")
+    console.print(
+        f"  stability (probability stable): {prediction.stability:.4f}   [Box3D and Emu: unstable]"
+    )
+    box = f"{prediction.box3d_growthrate:.4e}" if prediction.box3d_growthrate is not None else "n/a"
     console.print(f"  growth rate: {prediction.growthrate:.4e} 1/s   [Box3D: {box} 1/s]")
-    table = Table("species", "N initial", "N model", "N Box3D", "N Emu", box=None,
-                  title="final number densities (cm^-3)", title_justify="left")
+    table = Table(
+        "species",
+        "N initial",
+        "N model",
+        "N Box3D",
+        "N Emu",
+        box=None,
+        title="final number densities (cm^-3)",
+        title_justify="left",
+    )
     for s in range(2):
         for a in range(3):
             box_N = f"{prediction.box3d_N[s, a]:.4e}" if prediction.box3d_N is not None else "n/a"
-            table.add_row(SPECIES[s][a], f"{prediction.F4_initial[0, 3, s, a]:.4e}",
-                          f"{prediction.F4_final[0, 3, s, a]:.4e}", box_N,
-                          f"{prediction.emu_N[s, a]:.4e}")
+            table.add_row(
+                SPECIES[s][a],
+                f"{prediction.F4_initial[0, 3, s, a]:.4e}",
+                f"{prediction.F4_final[0, 3, s, a]:.4e}",
+                box_N,
+                f"{prediction.emu_N[s, a]:.4e}",
+            )
     console.print(table)
 
 
 @handle_errors
 def predict(
-    model: Annotated[Path, typer.Argument(help="An exported model (.pt or .pt2).", show_default=False)],
-    nsm1: Annotated[bool, typer.Option("--nsm1", help="Predict the NSM1 test cell and show it "
-                                       "beside Box3D and the full simulation.")] = False,
-    input_file: Annotated[Path | None, typer.Option("--input", "-i", help="HDF5 file with "
-                                                    "F4_initial(1|ccm) [N,4,2,NF].",
-                                                    show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output HDF5 file. "
-                                                "Default: <input>_predicted.h5.",
-                                                show_default=False)] = None,
+    model: Annotated[
+        Path, typer.Argument(help="An exported model (.pt or .pt2).", show_default=False)
+    ],
+    nsm1: Annotated[
+        bool,
+        typer.Option(
+            "--nsm1",
+            help="Predict the NSM1 test cell and show it beside Box3D and the full simulation.",
+        ),
+    ] = False,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", "-i", help="HDF5 file with F4_initial(1|ccm) [N,4,2,NF].", show_default=False
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output HDF5 file. Default: <input>_predicted.h5.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Predict with an exported model: the NSM1 test cell, or every cell of an HDF5 file.
 
@@ -105,8 +162,11 @@ def predict(
     target = output or input_file.with_name(input_file.stem + "_predicted.h5")
     with err_console.status("Predicting") as status:
         path, rows, skipped = predict_file(
-            exported, input_file, target,
-            progress=lambda done, total: status.update(f"Predicting {done}/{total} cells"))
+            exported,
+            input_file,
+            target,
+            progress=lambda done, total: status.update(f"Predicting {done}/{total} cells"),
+        )
     note = f" ({skipped} rows with non-finite values got NaN)" if skipped else ""
     console.print(f"Wrote predictions for {rows} cells to {path}{note}.")
 

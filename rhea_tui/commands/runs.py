@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
 
+F = TypeVar("F", bound=Callable[..., Any])
+_opened: list[Any] = []
 db_app = typer.Typer(help="Maintain runs.db.\n\nExample: rhea db rebuild", no_args_is_help=True)
 
 
@@ -30,8 +34,23 @@ def _store(home: Path | None, create: bool = False) -> Any:
             "`rhea run`, or give --home or set RHEA_HOME."
         )
     store = Store(path)
+    _opened.append(store)
     store.ingest()
     return store
+
+
+def _closing(fn: F) -> F:
+    """Close the stores a command opened when it returns (the CLI can run in-process)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            while _opened:
+                _opened.pop().close()
+
+    return wrapper  # type: ignore[return-value]
 
 
 def run(
@@ -39,15 +58,27 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size.")] = None,
     width: Annotated[int | None, typer.Option(help="Width of every head (width_*).")] = None,
-    nhidden: Annotated[int | None, typer.Option(help="Hidden layers of every head (nhidden_*).")] = None,
+    nhidden: Annotated[
+        int | None, typer.Option(help="Hidden layers of every head (nhidden_*).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (random_seed).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    data: Annotated[list[Path] | None, typer.Option("--data", help="Asymptotic HDF5 file (repeatable).")] = None,
-    stable_data: Annotated[list[Path] | None, typer.Option("--stable-data", help="Stability HDF5 file (repeatable).")] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Asymptotic HDF5 file (repeatable).")
+    ] = None,
+    stable_data: Annotated[
+        list[Path] | None, typer.Option("--stable-data", help="Stability HDF5 file (repeatable).")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="key=value for any config key (repeatable).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name (default run1, run2, ...).")] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Start in the background and print the handle.")] = False,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value for any config key (repeatable).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Run name (default run1, run2, ...).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Start in the background and print the handle.")
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
     """Train one model. Without --data, uses a synthetic data set generated once into <home>/data/.
@@ -59,9 +90,17 @@ def run(
     from rhea_engine.runs import launch, preflight
     from rhea_engine.runs.rundir import check_run_name
 
-    shortcuts = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "width": width,
-                 "nhidden": nhidden, "seed": seed, "device": device,
-                 "data": [str(p) for p in data or []], "stable_data": [str(p) for p in stable_data or []]}
+    shortcuts = {
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "width": width,
+        "nhidden": nhidden,
+        "seed": seed,
+        "device": device,
+        "data": [str(p) for p in data or []],
+        "stable_data": [str(p) for p in stable_data or []],
+    }
     cfg = config_mod.resolve(config, shortcuts, sets or [])
     if name is not None:
         check_run_name(name)
@@ -100,11 +139,13 @@ def _default_data(home: Path) -> tuple[list[str], list[str]]:
 
         asymptotic, stable, made = defaults.default_data(home, progress=report)
     if made:
-        err_console.print(f"Generated the default synthetic data set in {home / defaults.DATA_DIR}.")
+        err_console.print(
+            f"Generated the default synthetic data set in {home / defaults.DATA_DIR}."
+        )
     return asymptotic, stable
 
 
-def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: bool = False) -> None:
+def _follow(store: Any, handle: str, process: Any, total: int | None) -> None:
     """Show a progress bar and a line per epoch until the worker ends; exit by its status."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -113,8 +154,13 @@ def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: b
     from rhea_tui.commands import _runs_render as render
 
     interrupted = False
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task(f"{handle} starting", total=total)
 
         def on_event(event: dict[str, Any]) -> None:
@@ -123,7 +169,12 @@ def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: b
             if kind == "start":
                 total = event.get("total_epochs") or total
                 done = event.get("resumed_from_epoch") or 0
-                progress.update(task, total=total, completed=done, description=f"{handle} on {event.get('device', '?')}")
+                progress.update(
+                    task,
+                    total=total,
+                    completed=done,
+                    description=f"{handle} on {event.get('device', '?')}",
+                )
             elif kind == "epoch":
                 progress.update(task, completed=event.get("epoch"))
                 progress.console.print(render.epoch_line(event, total))
@@ -135,7 +186,8 @@ def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: b
             interrupted = True
             progress.console.print(
                 "[yellow]Stopping: the worker writes a checkpoint and ends as stopped.[/yellow]"
-                if count == 1 else "[yellow]Still waiting for the worker to stop.[/yellow]"
+                if count == 1
+                else "[yellow]Still waiting for the worker to stop.[/yellow]"
             )
 
         with launch.forward_interrupts(process, on_forward):
@@ -144,8 +196,10 @@ def _follow(store: Any, handle: str, process: Any, total: int | None, resumed: b
     if row.status == "completed":
         return
     if row.status == "stopped":
-        console.print(f"Run {handle} stopped at epoch {row.last_epoch or 0}; continue it with "
-                      f"`rhea resume {handle}`.")
+        console.print(
+            f"Run {handle} stopped at epoch {row.last_epoch or 0}; continue it with "
+            f"`rhea resume {handle}`."
+        )
         raise typer.Exit(130 if interrupted else 0)
     if row.status == "diverged":
         raise DivergedError(row.fail_epoch or row.last_epoch or 0, row.fail_task or "?", row.error)
@@ -164,7 +218,10 @@ def _defaults() -> dict[str, Any]:
 def ls(
     sweep: Annotated[str | None, typer.Option(help="Only the runs of this sweep.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
-    sort: Annotated[str | None, typer.Option(help="Sort by: test_loss, train_loss, best_test_loss, eln, lr, epoch, ...")] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(help="Sort by: test_loss, train_loss, best_test_loss, eln, lr, epoch, ..."),
+    ] = None,
     descending: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: HomeOpt = None,
@@ -175,13 +232,17 @@ def ls(
     """
     from rhea_tui.commands import _runs_render as render
 
-    rows = _store(home).list_runs(sweep=sweep, status=status, sort=sort, descending=descending)
+    store = _store(home)
+    if sweep is not None:
+        store.resolve_handles([f"sweep:{sweep}"])  # an unknown sweep is an error, not "no runs"
+    rows = store.list_runs(sweep=sweep, status=status, sort=sort, descending=descending)
     if as_json:
         print(json.dumps([render.row_json(r) for r in rows], indent=2))
     elif not rows:
         err_console.print("No runs yet. Start one with `rhea run`.")
     else:
-        console.print(render.runs_table(rows))
+        table = render.runs_table(rows, width=console.width)
+        console.print(table, no_wrap=True, overflow="ellipsis")
 
 
 def show(
@@ -207,8 +268,12 @@ def show(
 
 
 def stop(
-    handles: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")],
-    wait: Annotated[float, typer.Option(help="Seconds to wait for the worker to end (0: don't).")] = 60.0,
+    handles: Annotated[
+        list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")
+    ],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the worker to end (0: don't).")
+    ] = 60.0,
     home: HomeOpt = None,
 ) -> None:
     """Stop runs: the worker writes a checkpoint and ends as stopped.
@@ -218,14 +283,18 @@ def stop(
     from rhea_engine.runs import launch
 
     store = _store(home)
-    rows = [r for r in store.resolve_handles(handles) if not r.is_final or len(handles) == 1]
+    rows = store.resolve_handles(handles)
+    if len(rows) > 1:  # a sweep or a list: stop what still runs
+        rows = [r for r in rows if not r.is_final]
     for row in rows:
         done = launch.stop_run(store, row)
         console.print(f"{row.name}: {done}")
     for row in rows:
         if wait > 0:
             final = launch.wait_final(store, row.name, wait)
-            console.print(f"{row.name}: {final.status}" + ("" if final.is_final else " (still stopping)"))
+            console.print(
+                f"{row.name}: {final.status}" + ("" if final.is_final else " (still stopping)")
+            )
 
 
 def resume(
@@ -237,24 +306,23 @@ def resume(
 
     Example: rhea resume run3 --detach
     """
-    from rhea_engine.errors import RunError
     from rhea_engine.runs import launch
 
     store = _store(home)
+    process = launch.resume_run(store, handle)
     row = store.get_run(handle)
-    if row.status in ("running", "queued") or row.status == "completed":
-        raise RunError(f"Run '{row.name}' is {row.status}; only a stopped, lost, failed or diverged run can be resumed.")
-    if not row.checkpoints:
-        raise RunError(f"Run '{row.name}' has no checkpoint to continue from; start a new run instead.")
-    process = launch.start_worker(store, row.name, resume=True)
-    if detach:
+    if process is None:
+        console.print(f"{row.name}: submitted to Slurm as job {row.slurm_job_id}")
+    elif detach:
         console.print(row.name)
-        return
-    _follow(store, row.name, process, row.total_epochs or row.config.get("epochs"), resumed=True)
+    else:
+        _follow(store, row.name, process, row.total_epochs or row.config.get("epochs"))
 
 
 def rm(
-    handles: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")],
+    handles: Annotated[
+        list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     home: HomeOpt = None,
 ) -> None:
@@ -300,12 +368,13 @@ def db_rebuild(home: HomeOpt = None) -> None:
                 source.rename(Path(str(aside) + suffix))
         err_console.print(f"runs.db could not be opened; moved it aside to {aside}.")
         store = Store(path)
-    count = store.rebuild()
+    with store:
+        count = store.rebuild()
     console.print(f"Rebuilt {store.path} from {count} run directories.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     for command in (run, ls, show, stop, resume, rm):
-        app.command(command.__name__)(handle_errors(command))
+        app.command(command.__name__)(handle_errors(_closing(command)))
     app.add_typer(db_app, name="db")

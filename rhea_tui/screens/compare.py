@@ -11,7 +11,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from rhea_engine.compare import baseline_names, differing_params, metric_table
+from rhea_engine.compare import differing_params, evaluation_table, metric_table
 from rhea_tui.widgets.plots import MetricPlot
 from rhea_tui.widgets.series import fmt_num, status_text
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 OVERLAY_METRICS = ("test_loss", "train_loss", "ELN_violation", "learning_rate")
 MAX_MULTIPLES = 12
-MAX_BASELINES = 3
 HELP = [
     ("Esc", "back to the runs"),
     ("m", "change the overlaid metric (test, train, ELN violation, lr)"),
@@ -74,6 +73,10 @@ class CompareScreen(Screen[None]):
             yield DataTable(id="cmp-params", cursor_type="row", zebra_stripes=True)
             yield Static("[b]metrics[/b] (best = lowest)", classes="cmp-heading")
             yield DataTable(id="cmp-metrics", cursor_type="row", zebra_stripes=True)
+            yield Static(
+                "[b]final evaluation[/b] (model vs Box3D vs identity)", classes="cmp-heading"
+            )
+            yield DataTable(id="cmp-eval", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -119,6 +122,7 @@ class CompareScreen(Screen[None]):
             self._table_key = key
             self.fill_params(rows)
             self.fill_metrics(rows)
+            self.fill_evaluation(rows)
 
     def fill_params(self, rows: list[Any]) -> None:
         table = self.query_one("#cmp-params", DataTable)
@@ -136,9 +140,7 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#cmp-metrics", DataTable)
         table.clear(columns=True)
         entries = metric_table(rows, self.rhea.series, "test_loss")
-        baselines = baseline_names([row.evaluation for row in rows])[:MAX_BASELINES]
-        columns = ["run", "status", "epoch", "best test", "@", "last test", "last train",
-                   "ELN max", *baselines]
+        columns = ["run", "status", "epoch", "best test", "@", "last test", "last train", "ELN max"]
         for column in columns:
             table.add_column(column)
         best = min(
@@ -157,7 +159,21 @@ class CompareScreen(Screen[None]):
                 fmt_num(entry["last_test_loss"], 3),
                 fmt_num(entry["last_train_loss"], 3),
                 fmt_num(entry["max_ELN_violation"], 3),
-                *(fmt_num(entry["evaluation"].get(name), 3) for name in baselines),
+            )
+
+    def fill_evaluation(self, rows: list[Any]) -> None:
+        table = self.query_one("#cmp-eval", DataTable)
+        table.clear(columns=True)
+        evaluation = evaluation_table({row.name: row.evaluation for row in rows})
+        table.add_column("")
+        for quantity in evaluation["quantities"]:
+            table.add_column(quantity)
+        if not evaluation["rows"]:
+            table.add_row("(no run has finished its evaluation)")
+        for entry in evaluation["rows"]:
+            values = entry["values"]
+            table.add_row(
+                entry["label"], *(fmt_num(values.get(q), 3) for q in evaluation["quantities"])
             )
 
     def action_back(self) -> None:

@@ -76,9 +76,7 @@ def validate(values: dict[str, str]) -> tuple[dict[str, Any] | None, str | None,
         resolved = rhea_config.resolve(shortcuts=shortcuts)
     except RheaError as exc:
         key = re.search(r"'([A-Za-z_]+)'", exc.message)
-        field = next(
-            (f for f, _, _, keys in FIELDS if key and key.group(1) in keys), None
-        )
+        field = next((f for f, _, _, keys in FIELDS if key and key.group(1) in keys), None)
         return None, field, exc.message
     return resolved.to_dict(), None, None
 
@@ -165,10 +163,10 @@ class NewRunScreen(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _launch(self, values: dict[str, Any], name: str | None, detach: bool) -> None:
-        from rhea_tui.actions import launch_new_run, with_default_data
+        from rhea_tui.actions import launch_new_run, prepare_config
 
         try:
-            values = with_default_data(self.rhea.home, values)
+            values = prepare_config(self.rhea.home, values)
             message = self.rhea.gateway.call(
                 lambda store: launch_new_run(store, values, name, detach)
             )

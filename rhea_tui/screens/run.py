@@ -18,6 +18,12 @@ from rhea_tui.widgets.series import fmt_num, status_text
 if TYPE_CHECKING:
     from rhea_tui.app import RheaApp
 
+TASK_LABELS = {
+    "stability": "stab",
+    "direction": "dir",
+    "growthrate": "growth",
+    "unphysical": "unphys",
+}
 HELP = [
     ("Esc", "back to the runs"),
     ("i", "show or hide the status and config panel"),
@@ -57,7 +63,7 @@ class RunScreen(Screen[None]):
         yield Static(self.handle, id="run-title")
         with Horizontal(id="run-body"):
             with Grid(id="run-plots"):
-                yield MetricPlot("loss (train, test)", id="plot-loss")
+                yield MetricPlot("loss", id="plot-loss")
                 yield MetricPlot("test loss per task", id="plot-tasks")
                 yield MetricPlot("ELN violation", id="plot-eln")
                 yield MetricPlot("learning rate", id="plot-lr", legend=False)
@@ -86,7 +92,7 @@ class RunScreen(Screen[None]):
             {"train": series.get("train_loss", []), "test": series.get("test_loss", [])}
         )
         self.query_one("#plot-tasks", MetricPlot).set_series(
-            {task: series.get(f"{task}_test_loss", []) for task in TASKS}
+            {TASK_LABELS.get(task, task): series.get(f"{task}_test_loss", []) for task in TASKS}
         )
         eln = {"train": series.get("ELN_violation", [])}
         if series.get("ELN_violation_test"):
@@ -109,8 +115,14 @@ class RunScreen(Screen[None]):
         )
         self.query_one("#run-title", Static).update(title)
         now = self.rhea.clock()
-        details_key = (row.status, row.last_epoch, len(row.checkpoints), len(row.evaluation),
-                       row.heartbeat, int(now // 60))
+        details_key = (
+            row.status,
+            row.last_epoch,
+            len(row.checkpoints),
+            len(row.evaluation),
+            row.heartbeat,
+            int(now // 60),
+        )
         if details_key != self._details_key:
             self._details_key = details_key
             self.query_one("#run-details-text", Static).update(details_panel(row, now))

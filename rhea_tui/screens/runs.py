@@ -46,6 +46,7 @@ HELP = [
     ("Esc", "clear filter and marks"),
     ("q", "quit"),
 ]
+AGE_REFRESH_S = 20.0
 STATUS_FILTERS = (None, "running", "failed", "diverged", "completed", "stopped", "lost", "queued")
 
 
@@ -74,6 +75,7 @@ class RunsScreen(Screen[None]):
     """All runs of the home; Enter opens one, Space marks, c compares the marked runs."""
 
     BINDINGS = [
+        Binding("question_mark", "help", "Help"),
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
@@ -89,7 +91,6 @@ class RunsScreen(Screen[None]):
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("escape", "clear", "Clear", show=False),
-        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -116,6 +117,12 @@ class RunsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(RunsTable).focus()
         self.update_data()
+        # ages move on even when no run does; only cells whose text changed are redrawn
+        self.set_interval(AGE_REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.app.screen is self:
+            self.update_data()
 
     def on_screen_resume(self) -> None:
         self.update_data()

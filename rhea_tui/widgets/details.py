@@ -83,8 +83,11 @@ def details_panel(row: RunRow, now: float) -> RenderableType:
     if row.checkpoints:
         ckpts = Table.grid(padding=(0, 1))
         for ckpt in row.checkpoints[-8:]:
-            ckpts.add_row(f"epoch {ckpt.get('epoch')}", str(ckpt.get("kind", "")),
-                          Text(str(ckpt.get("path", "")), "dim"))
+            ckpts.add_row(
+                f"epoch {ckpt.get('epoch')}",
+                str(ckpt.get("kind", "")),
+                Text(str(ckpt.get("path", "")), "dim"),
+            )
         parts.append(ckpts)
     else:
         parts.append(Text("none yet", style="dim"))

@@ -9,9 +9,41 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from rhea_engine.compare import Series, downsample, log_safe
+from rhea_tui.widgets.series import fmt_num
 
 # Columns plotext uses for the y tick labels and the frame; the rest is the drawing area.
 _AXIS_COLUMNS = 10
+
+
+def epoch_ticks(first: int, last: int, count: int = 5) -> list[int]:
+    """Whole-epoch tick positions from first to last."""
+    if last <= first:
+        return [first]
+    return sorted({round(first + i * (last - first) / (count - 1)) for i in range(count)})
+
+
+def value_ticks(low: float, high: float, count: int, log: bool) -> list[float]:
+    """Evenly spaced ticks (geometrically on a log axis) from low to high."""
+    if high <= low:
+        return [low]
+    if log:
+        ratio = (high / low) ** (1 / (count - 1))
+        return [low * ratio**i for i in range(count)]
+    step = (high - low) / (count - 1)
+    return [low + step * i for i in range(count)]
+
+
+# Series colours (RGB; Textual reduces them to 256 or 16 colours when the terminal needs it).
+PALETTE = (
+    (0, 135, 255),
+    (95, 200, 95),
+    (235, 70, 70),
+    (240, 200, 40),
+    (245, 140, 30),
+    (175, 100, 230),
+    (40, 200, 200),
+    (210, 210, 210),
+)
 
 
 class MetricPlot(PlotextPlot):
@@ -70,24 +102,35 @@ class MetricPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.plotsize(width, height)
-        plt._set_size(width, height)
+        # the first line is the title with a colour legend, so no legend box hides the data
+        plt.plotsize(width, height - 1)
+        plt._set_size(width, height - 1)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
-        plt.title(self.title)
         buckets = max(4, width - _AXIS_COLUMNS)
-        drawn = 0
-        for label, points in self._series.items():
+        header = Text(self.title, style="bold")
+        xs: list[int] = []
+        ys: list[float] = []
+        for index, (label, points) in enumerate(self._series.items()):
+            color = PALETTE[index % len(PALETTE)]
             shown = log_safe(points) if self.log_y else points
             shown = downsample(shown, buckets)
             if not shown:
                 continue
             epochs = [e for e, _ in shown]
             values = [v for _, v in shown]
-            plt.plot(epochs, values, label=label if self.legend else None, marker=self.marker)
-            drawn += 1
-        if drawn == 0:
+            plt.plot(epochs, values, marker=self.marker, color=color)
+            if self.legend:
+                header.append("  ▬ ", style=f"rgb({color[0]},{color[1]},{color[2]})")
+                header.append(label)
+            xs += (epochs[0], epochs[-1])
+            ys += (min(values), max(values))
+        if not xs:
             return Text(f"{self.title}\n(no data yet)", style="dim")
         if self.log_y:
             plt.yscale("log")
+        plt.xticks(epoch_ticks(min(xs), max(xs)))
+        y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (height - 4) // 2)), self.log_y)
+        plt.yticks(y_ticks, [fmt_num(v) for v in y_ticks])
         self.draws += 1
-        return Text.from_ansi(plt.build())
+        header.truncate(width, overflow="ellipsis")
+        return Text("\n").join([header, Text.from_ansi(plt.build())])

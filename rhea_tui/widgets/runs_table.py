@@ -12,6 +12,7 @@ from rhea_engine.runs.store import RunRow
 from rhea_tui.widgets.series import fmt_age, fmt_num, status_text
 
 GROUP_PREFIX = "sweep:"
+MAX_WIDTH = 28  # longer run or sweep names are cut in the table (the run screen has them whole)
 
 # (key, label, shown when narrow)
 COLUMNS = (
@@ -55,9 +56,9 @@ def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     summary = " ".join(f"{status_text(s)[0].split()[0]}{n}" for s, n in sorted(counts.items()))
-    name = f"▾ {sweep}" if sweep else "▾ (no sweep)"
+    name = f"▾ {sweep or '(no sweep)'} ({len(rows)})"
     cells = [Text(name, style="bold reverse")] + [Text("") for _ in range(len(COLUMNS) - 1)]
-    cells[1 if wide else 1] = Text(f"{len(rows)} runs  {summary}", style="bold")
+    cells[1] = Text(summary, style="bold")
     return cells[: len([c for c in COLUMNS if wide or c[2]])]
 
 
@@ -69,16 +70,22 @@ class RunsTable(DataTable[Text]):
         self.wide = True
         self._layout: list[str] = []
         self._cells: dict[str, list[Text]] = {}
+        self._widths: dict[str, int] = {}
 
     def set_wide(self, wide: bool) -> None:
         if wide != self.wide or not self.columns:
             self.wide = wide
-            self.clear(columns=True)
-            for key, label, narrow in COLUMNS:
-                if wide or narrow:
-                    self.add_column(label, key=key)
-            self._layout = []
-            self._cells = {}
+            self._rebuild_columns()
+
+    def _rebuild_columns(self) -> None:
+        """Columns get fixed widths (grown to fit the data), so every row renders whole."""
+        self.clear(columns=True)
+        for key, label, narrow in COLUMNS:
+            if self.wide or narrow:
+                width = min(MAX_WIDTH, max(len(label), self._widths.get(key, 0)))
+                self.add_column(label, key=key, width=width)
+        self._layout = []
+        self._cells = {}
 
     def show(
         self,
@@ -89,23 +96,34 @@ class RunsTable(DataTable[Text]):
         group_key: Callable[[RunRow], str | None] = lambda r: r.sweep,
     ) -> None:
         """Show these rows in this order, touching only cells whose text changed."""
-        if not self.columns:
-            self.set_wide(self.wide)
+        cursor_key = self.current_key()
         wanted: list[tuple[str, list[Text]]] = []
         if group:
             groups: dict[str | None, list[RunRow]] = {}
             for row in rows:
                 groups.setdefault(group_key(row), []).append(row)
             for sweep, members in groups.items():
-                wanted.append((GROUP_PREFIX + (sweep or ""), group_cells(sweep, members, self.wide)))
+                wanted.append(
+                    (GROUP_PREFIX + (sweep or ""), group_cells(sweep, members, self.wide))
+                )
                 wanted.extend(
                     (r.name, row_cells(r, r.name in marked, now, self.wide)) for r in members
                 )
         else:
             wanted = [(r.name, row_cells(r, r.name in marked, now, self.wide)) for r in rows]
+        column_keys = [key for key, _, narrow in COLUMNS if self.wide or narrow]
+        grown = False
+        for key, cells in wanted:
+            if key.startswith(GROUP_PREFIX):
+                continue
+            for column, cell in zip(column_keys, cells, strict=False):
+                if cell.cell_len > self._widths.get(column, 0):
+                    self._widths[column] = cell.cell_len
+                    grown = True
+        if grown or not self.columns:
+            self._rebuild_columns()
         layout = [key for key, _ in wanted]
         if layout != self._layout:
-            cursor_key = self.current_key()
             self.clear()
             for key, cells in wanted:
                 self.add_row(*cells, key=key)
@@ -114,7 +132,6 @@ class RunsTable(DataTable[Text]):
             if cursor_key in layout:
                 self.move_cursor(row=layout.index(cursor_key), animate=False)
             return
-        column_keys = [key for key, _, narrow in COLUMNS if self.wide or narrow]
         for key, cells in wanted:
             old = self._cells.get(key, [])
             for index, cell in enumerate(cells):

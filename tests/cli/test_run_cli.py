@@ -13,7 +13,16 @@ from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
 
 runner = CliRunner()
-FAST = ["--set", "epoch_num_samples=2000", "--set", "batch_size=512", "--width", "8", "--nhidden", "0"]
+FAST = [
+    "--set",
+    "epoch_num_samples=2000",
+    "--set",
+    "batch_size=512",
+    "--width",
+    "8",
+    "--nhidden",
+    "0",
+]
 
 
 def flat(text: str) -> str:
@@ -96,7 +105,9 @@ def test_foreground_run_end_to_end(rhea_home: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "epoch 1/2" in result.output and "epoch 2/2" in result.output
     assert "Generated the default synthetic data set" in result.output
-    assert list((rhea_home / "data").glob("*/asymptotic.h5"))
+    assert (rhea_home / "data" / "asymptotic.h5").is_file() and (
+        rhea_home / "data" / "stable.h5"
+    ).is_file()
     shown = runner.invoke(app, ["show", "run1"])
     assert shown.exit_code == 0, shown.output
     assert "completed" in shown.output and "train_loss" in shown.output and "Box3D" in shown.output
@@ -116,11 +127,76 @@ def test_foreground_run_end_to_end(rhea_home: Path) -> None:
 def test_failed_worker_exits_2_with_message(rhea_home: Path, tiny_data: tuple[Path, Path]) -> None:
     """A run whose worker fails prints the error, keeps the traceback, and exits 2."""
     asymptotic, stable = tiny_data
-    result = runner.invoke(app, ["run", "--epochs", "1", *FAST, "--data", str(asymptotic),
-                                 "--stable-data", str(stable), "--set", "NF=2"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--epochs",
+            "1",
+            *FAST,
+            "--data",
+            str(asymptotic),
+            "--stable-data",
+            str(stable),
+            "--set",
+            "NF=2",
+        ],
+    )
     row = Store(rhea_home).get_run("run1")
     assert result.exit_code == 2, result.output
     assert row.status == "failed" and "NF" in (row.error or "") and row.traceback
     assert "ended as failed" in flat(result.output)
     shown = runner.invoke(app, ["show", "run1"])
     assert "Traceback" in shown.output  # `rhea show` keeps the traceback of a failed run
+
+
+def test_ctrl_c_stops_the_worker_with_a_checkpoint(
+    rhea_home: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    """Ctrl-C in a foreground `rhea run` becomes SIGTERM: the run ends stopped, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rhea = str(Path(sys.executable).with_name("rhea"))
+    command = [
+        rhea,
+        "run",
+        "--epochs",
+        "5000",
+        *FAST,
+        "--set",
+        "output_every=1000",
+        "--data",
+        str(tiny_data[0]),
+        "--stable-data",
+        str(tiny_data[1]),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "RHEA_HOME": str(rhea_home)},
+    )
+    store = Store(rhea_home)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if (rhea_home / "runs.db").exists() and store.list_runs():
+            store.ingest()
+            if (store.get_run("run1").last_epoch or 0) >= 2:
+                break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        raise AssertionError("the run did not reach epoch 2")
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=90)
+    assert process.returncode == 130, output
+    assert "rhea resume run1" in flat(output)
+    store.ingest()
+    row = store.get_run("run1")
+    assert row.status == "stopped" and row.checkpoints
+    assert row.last_epoch is not None and row.last_epoch >= 2

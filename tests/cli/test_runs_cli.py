@@ -18,8 +18,20 @@ from rhea_engine.runs.store import RunRow, Store
 from rhea_tui.cli import app
 
 runner = CliRunner()
-SLOW_RUN = ["--epochs", "5000", "--set", "epoch_num_samples=1024", "--set", "batch_size=512",
-            "--width", "8", "--nhidden", "0", "--set", "output_every=5"]
+SLOW_RUN = [
+    "--epochs",
+    "5000",
+    "--set",
+    "epoch_num_samples=1024",
+    "--set",
+    "batch_size=512",
+    "--width",
+    "8",
+    "--nhidden",
+    "0",
+    "--set",
+    "output_every=5",
+]
 
 
 def flat(text: str) -> str:
@@ -62,8 +74,19 @@ def home(rhea_home: Path, tiny_data: tuple[Path, Path]) -> Iterator[Path]:
 
 def _start(tiny_data: tuple[Path, Path], *extra: str) -> str:
     asymptotic, stable = tiny_data
-    result = runner.invoke(app, ["run", *SLOW_RUN, "--data", str(asymptotic), "--stable-data",
-                                 str(stable), "--detach", *extra])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            *SLOW_RUN,
+            "--data",
+            str(asymptotic),
+            "--stable-data",
+            str(stable),
+            "--detach",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result.output.strip().splitlines()[-1]
 
@@ -90,14 +113,21 @@ def test_detach_stop_resume_kill_lost(home: Path, tiny_data: tuple[Path, Path]) 
 
     resumed = runner.invoke(app, ["resume", handle, "--detach"])
     assert resumed.exit_code == 0, resumed.output
-    row = reach(store, handle, lambda r: r.status == "running" and (r.last_epoch or 0) > stopped_at + 2,
-                "epochs after the resume")
+    row = reach(
+        store,
+        handle,
+        lambda r: r.status == "running" and (r.last_epoch or 0) > stopped_at + 2,
+        "epochs after the resume",
+    )
     starts = [e for e in read_events(row.path).events if e["type"] == "start"]
     assert len(starts) == 2 and starts[1]["resumed_from_epoch"] is not None
     resumed_from = starts[1]["resumed_from_epoch"]
     assert 0 < resumed_from <= stopped_at
-    epochs_after = [e["epoch"] for e in read_events(row.path).events if e["type"] == "epoch"
-                    and e["t"] > starts[1]["t"]]
+    epochs_after = [
+        e["epoch"]
+        for e in read_events(row.path).events
+        if e["type"] == "epoch" and e["t"] > starts[1]["t"]
+    ]
     assert epochs_after[0] == resumed_from + 1  # continues, not from scratch
 
     # kill -9: no final status is ever written; the front end settles it as lost at once
@@ -113,15 +143,31 @@ def test_detach_stop_resume_kill_lost(home: Path, tiny_data: tuple[Path, Path]) 
 
 def test_ls_show_rm_rebuild_and_errors(home: Path, tiny_data: tuple[Path, Path]) -> None:
     asymptotic, stable = tiny_data
-    fast = ["--epochs", "2", "--set", "epoch_num_samples=1024", "--set", "batch_size=512", "--width", "8",
-            "--nhidden", "0", "--data", str(asymptotic), "--stable-data", str(stable)]
+    fast = [
+        "--epochs",
+        "2",
+        "--set",
+        "epoch_num_samples=1024",
+        "--set",
+        "batch_size=512",
+        "--width",
+        "8",
+        "--nhidden",
+        "0",
+        "--data",
+        str(asymptotic),
+        "--stable-data",
+        str(stable),
+    ]
     for name in ("alpha", "beta"):
         result = runner.invoke(app, ["run", *fast, "--name", name])
         assert result.exit_code == 0, result.output
 
     table = runner.invoke(app, ["ls"])
     assert table.exit_code == 0 and "alpha" in table.output and "completed" in table.output
-    sorted_runs = json.loads(runner.invoke(app, ["ls", "--json", "--sort", "best_test_loss"]).output)
+    sorted_runs = json.loads(
+        runner.invoke(app, ["ls", "--json", "--sort", "best_test_loss"]).output
+    )
     losses = [r["best_test_loss"] for r in sorted_runs]
     assert losses == sorted(losses)
     assert json.loads(runner.invoke(app, ["ls", "--json", "--status", "running"]).output) == []
@@ -130,8 +176,9 @@ def test_ls_show_rm_rebuild_and_errors(home: Path, tiny_data: tuple[Path, Path])
         (["show", "x'; DROP TABLE runs; --"], "There is no run"),
         (["ls", "--status", "happy"], "Unknown status 'happy'"),
         (["ls", "--sort", "bogus"], "Cannot sort by 'bogus'"),
+        (["ls", "--sweep", "nope"], "There is no sweep 'nope'"),
         (["stop", "nope"], "Known runs: alpha, beta"),
-        (["resume", "alpha"], "only a stopped, lost, failed or diverged run"),
+        (["resume", "alpha"], "completed all its epochs"),
         (["rm", "alpha"], "add --yes"),
         (["ls", "--home", str(home / "missing")], "does not exist"),
         (["compare-nothing"], "No such command"),
@@ -149,6 +196,17 @@ def test_ls_show_rm_rebuild_and_errors(home: Path, tiny_data: tuple[Path, Path])
     assert rebuilt.exit_code == 0 and "from 2 run directories" in flat(rebuilt.output)
     after = json.loads(runner.invoke(app, ["show", "beta", "--json"]).output)
     assert after == before
+
+    # a damaged runs.db: commands say how to recover, and rebuild moves it aside
+    Store(home).close()
+    for suffix in ("-wal", "-shm"):
+        (home / f"runs.db{suffix}").unlink(missing_ok=True)
+    (home / "runs.db").write_bytes(b"this is not a database" * 100)
+    damaged = runner.invoke(app, ["ls"])
+    assert damaged.exit_code == 2 and "rhea db rebuild" in flat(damaged.output)
+    rebuilt = runner.invoke(app, ["db", "rebuild"])
+    assert rebuilt.exit_code == 0 and "moved it aside" in flat(rebuilt.output)
+    assert json.loads(runner.invoke(app, ["show", "beta", "--json"]).output) == before
 
     removed = runner.invoke(app, ["rm", "alpha", "--yes"])
     assert removed.exit_code == 0

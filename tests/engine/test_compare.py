@@ -7,22 +7,44 @@ from pathlib import Path
 
 import pytest
 
-from rhea_engine.compare import compare_runs, differing_params, downsample, log_safe
+from rhea_engine.compare import (
+    compare_runs,
+    differing_params,
+    downsample,
+    evaluation_table,
+    log_safe,
+)
 from rhea_engine.config import default_config
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 
 
-def make_run(store: Store, name: str, sweep: str | None, lr: float, width: int,
-             losses: list[float], evaluation: dict[str, float] | None = None) -> None:
-    config = default_config().replace(learning_rate=lr, **{f"width_{h}": width for h in
-                                                            ("shared", "stability", "growthrate", "density", "flux")})
+def make_run(
+    store: Store,
+    name: str,
+    sweep: str | None,
+    lr: float,
+    width: int,
+    losses: list[float],
+    evaluation: dict[str, float] | None = None,
+) -> None:
+    config = default_config().replace(
+        learning_rate=lr,
+        **{f"width_{h}": width for h in ("shared", "stability", "growthrate", "density", "flux")},
+    )
     row = store.create_run(config, name=name, sweep=sweep)
     with RunWriter(row.path) as writer:
         writer.start(total_epochs=len(losses))
         for epoch, loss in enumerate(losses, start=1):
-            writer.epoch(epoch, {"train_loss": loss, "test_loss": 1.5 * loss,
-                                 "ELN_violation": 1e-3 * epoch, "learning_rate": lr})
+            writer.epoch(
+                epoch,
+                {
+                    "train_loss": loss,
+                    "test_loss": 1.5 * loss,
+                    "ELN_violation": 1e-3 * epoch,
+                    "learning_rate": lr,
+                },
+            )
         if evaluation:
             writer.evaluation(evaluation)
         writer.status("completed")
@@ -30,9 +52,39 @@ def make_run(store: Store, name: str, sweep: str | None, lr: float, width: int,
 
 def test_compare_sweep(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
-        make_run(store, "s-1", "s", 1e-3, 32, [1.0, 0.5, 0.7],
-                 {"model_test_loss": 0.2, "box3d_test_loss": 0.4, "identity_test_loss": 0.9})
-        make_run(store, "s-2", "s", 1e-4, 32, [2.0, 1.0, 0.25])
+        make_run(
+            store,
+            "s-1",
+            "s",
+            1e-3,
+            32,
+            [1.0, 0.5, 0.7],
+            {
+                "n_test_stable": 100.0,
+                "model_ndens_mean_err": 0.2,
+                "box3d_ndens_mean_err": 0.01,
+                "identity_ndens_mean_err": 0.9,
+                "model_stability_accuracy": 0.8,
+                "box3d_stability_accuracy": 1.0,
+                "identity_stability_accuracy": 0.4,
+            },
+        )
+        make_run(
+            store,
+            "s-2",
+            "s",
+            1e-4,
+            32,
+            [2.0, 1.0, 0.25],
+            {
+                "model_ndens_mean_err": 0.1,
+                "box3d_ndens_mean_err": 0.01,
+                "identity_ndens_mean_err": 0.9,
+                "model_stability_accuracy": 0.9,
+                "box3d_stability_accuracy": 1.0,
+                "identity_stability_accuracy": 0.4,
+            },
+        )
         make_run(store, "other", None, 1e-4, 64, [3.0, math.nan])
         result = compare_runs(store, ["sweep:s", "other"], metric="train_loss")
     assert result["runs"] == ["s-1", "s-2", "other"]
@@ -49,8 +101,16 @@ def test_compare_sweep(tmp_path: Path) -> None:
     assert table["s-2"]["max_ELN_violation"] == pytest.approx(3e-3)
     # a non-finite last value does not hide the last finite one
     assert table["other"]["metric_last"] == 3.0
-    assert result["baselines"] == ["model_test_loss", "box3d_test_loss", "identity_test_loss"]
-    assert table["s-1"]["evaluation"]["box3d_test_loss"] == 0.4
+    evaluation = result["evaluation"]
+    assert evaluation["quantities"] == ["ndens_mean_err", "stability_accuracy"]
+    # one row per run with the model's numbers, the shared baselines once each
+    assert [(r["label"], r["values"]["ndens_mean_err"]) for r in evaluation["rows"]] == [
+        ("s-1", 0.2),
+        ("s-2", 0.1),
+        ("Box3D", 0.01),
+        ("identity", 0.9),
+    ]
+    assert table["s-1"]["evaluation"]["box3d_ndens_mean_err"] == 0.01
     assert [e for e, _ in result["series"]["s-1"]["test_loss"]] == [1, 2, 3]
 
 
@@ -75,3 +135,22 @@ def test_downsample_keeps_extremes_and_ends() -> None:
     assert [e for e, _ in small] == sorted(e for e, _ in small)
     assert downsample(series[:10], 40) == series[:10]
     assert log_safe([(1, 0.0), (2, -1.0), (3, math.inf), (4, 2.0)]) == [(4, 2.0)]
+
+
+def test_evaluation_table_labels_baselines_per_run_when_test_data_differ() -> None:
+    table = evaluation_table(
+        {
+            "a": {
+                "model_eln_violation": 1e-7,
+                "box3d_eln_violation": 1e-16,
+                "identity_eln_violation": 0.0,
+            },
+            "b": {
+                "model_eln_violation": 2e-7,
+                "box3d_eln_violation": 3e-16,
+                "identity_eln_violation": 0.0,
+            },
+            "c": {},
+        }
+    )
+    assert [r["label"] for r in table["rows"]] == ["a", "b", "Box3D (a)", "Box3D (b)", "identity"]

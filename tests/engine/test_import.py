@@ -18,34 +18,43 @@ TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical
 def loss_columns() -> list[str]:
     names = ["epoch", "learning_rate", "ELN_violation"]
     for task in TASKS:
-        names += [f"{task}_train_loss", f"{task}_train_max", f"{task}_test_loss", f"{task}_test_max"]
+        names += [
+            f"{task}_train_loss",
+            f"{task}_train_max",
+            f"{task}_test_loss",
+            f"{task}_test_max",
+        ]
     return names
 
 
-def write_upstream_run(folder: Path, lr: float, epochs: int = 6, checkpoints: tuple[int, ...] = (5,)) -> None:
+def write_upstream_run(
+    folder: Path, lr: float, epochs: int = 6, checkpoints: tuple[int, ...] = (5,)
+) -> None:
     """A run folder in the upstream layout, numbers made up to decay with the epoch."""
     folder.mkdir(parents=True)
     (folder / "parameters.txt").write_text(
-        "\n".join([
-            "database_list = ['/data/asymptotic_M1-NuLib-old.h5']",
-            "stable_database_list = ['/data/stable_M1-Nulib-7ms_rl2.h5', '/data/stable_M1-Nulib-7ms_rl3.h5']",
-            "NF = 3",
-            "test_size = 0.5",
-            f"epochs = {epochs}",
-            "batch_size = 10000",
-            f"learning_rate = {lr}",
-            "op = <class 'torch.optim.adamw.AdamW'>",
-            "activation = <class 'torch.nn.modules.activation.LeakyReLU'>",
-            "do_batchnorm = True",
-            "width_shared = 128",
-            "nhidden_shared = 2",
-            "loss_multiplier_stable = 1.0",
-            "loss_multiplier_unphysical = 10.0",
-            "warmup_iters = 10",
-            "do_learn_task_weights = False",
-            "quickplot_every = 50",
-            "",
-        ])
+        "\n".join(
+            [
+                "database_list = ['/data/asymptotic_M1-NuLib-old.h5']",
+                "stable_database_list = ['/data/stable_M1-Nulib-7ms_rl2.h5', '/data/stable_M1-Nulib-7ms_rl3.h5']",
+                "NF = 3",
+                "test_size = 0.5",
+                f"epochs = {epochs}",
+                "batch_size = 10000",
+                f"learning_rate = {lr}",
+                "op = <class 'torch.optim.adamw.AdamW'>",
+                "activation = <class 'torch.nn.modules.activation.LeakyReLU'>",
+                "do_batchnorm = True",
+                "width_shared = 128",
+                "nhidden_shared = 2",
+                "loss_multiplier_stable = 1.0",
+                "loss_multiplier_unphysical = 10.0",
+                "warmup_iters = 10",
+                "do_learn_task_weights = False",
+                "quickplot_every = 50",
+                "",
+            ]
+        )
     )
     columns = loss_columns()
     lines = ["\t".join(f"{i}:{name}" for i, name in enumerate(columns, start=1))]
@@ -81,7 +90,9 @@ def test_group_imports_as_sweep_with_metrics_and_checkpoints(tmp_path: Path) -> 
         assert [e for e, _ in series["ELN_violation"]] == [1, 2, 3, 4, 5, 6]
         assert series["growthrate_test_max"][0][1] == pytest.approx(3.3 * 5 * 1e-5 * 1e3)
         # the totals are derived from the task losses and multipliers (unphysical x10)
-        expected = sum((t + 1) * 1e-2 * (10.0 if task == "unphysical" else 1.0) for t, task in enumerate(TASKS))
+        expected = sum(
+            (t + 1) * 1e-2 * (10.0 if task == "unphysical" else 1.0) for t, task in enumerate(TASKS)
+        )
         assert series["train_loss"][0][1] == pytest.approx(expected)
         assert first.best_test_loss == pytest.approx(series["test_loss"][-1][1])
         meta = read_config(first.path)["meta"]
@@ -89,9 +100,14 @@ def test_group_imports_as_sweep_with_metrics_and_checkpoints(tmp_path: Path) -> 
         assert meta["imported_from"].endswith("model_learning_rate_1e-05")
         second = store.get_run("lr_scan-2")
         assert [(c["epoch"], Path(c["path"]).name) for c in second.checkpoints] == [
-            (2, "model2_cuda.pt"), (4, "model4_cuda.pt")]
+            (2, "model2_cuda.pt"),
+            (4, "model4_cuda.pt"),
+        ]
         copied = second.path / second.checkpoints[0]["path"]
-        assert copied.read_bytes() == (group / "model_learning_rate_5e-06" / "model2_cuda.pt").read_bytes()
+        assert (
+            copied.read_bytes()
+            == (group / "model_learning_rate_5e-06" / "model2_cuda.pt").read_bytes()
+        )
         # importing the same folder again is refused, nothing changes
         with pytest.raises(ImportFormatError, match="already exists"):
             import_runs(store, group)
@@ -113,15 +129,29 @@ def test_single_folder_imports_as_one_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "text", "message"),
     [
-        ("loss.dat", "1:epoch\t2:train_loss\n1\t0.5\n2\n", r"loss.dat, line 3: 1 values, but the header names 2"),
-        ("loss.dat", "1:epoch\t2:train_loss\n1\tabc\n", r"loss.dat, line 2: column 'train_loss' holds 'abc'"),
+        (
+            "loss.dat",
+            "1:epoch\t2:train_loss\n1\t0.5\n2\n",
+            r"loss.dat, line 3: 1 values, but the header names 2",
+        ),
+        (
+            "loss.dat",
+            "1:epoch\t2:train_loss\n1\tabc\n",
+            r"loss.dat, line 2: column 'train_loss' holds 'abc'",
+        ),
         ("loss.dat", "epoch\ttrain_loss\n1\t0.5\n", r"loss.dat, line 1: expected a header"),
         ("loss.dat", "1:epoch\t3:train_loss\n", r"loss.dat, line 1: .*column 2"),
         ("loss.dat", "", r"loss.dat is empty"),
-        ("parameters.txt", "epochs = 5\nthis line is broken\n", r"parameters.txt, line 2: expected 'key = value'"),
+        (
+            "parameters.txt",
+            "epochs = 5\nthis line is broken\n",
+            r"parameters.txt, line 2: expected 'key = value'",
+        ),
     ],
 )
-def test_malformed_files_name_file_and_line(tmp_path: Path, file: str, text: str, message: str) -> None:
+def test_malformed_files_name_file_and_line(
+    tmp_path: Path, file: str, text: str, message: str
+) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / file).write_text(text)

@@ -174,3 +174,14 @@ def test_model_from_checkpoint_is_eval_and_equal() -> None:
     F4 = _F4(8).float()
     assert torch.equal(loaded.predict_all(F4)[0], model.eval().predict_all(F4)[0])
     assert not math.isnan(float(loaded.predict_all(F4)[1].sum()))
+
+
+@pytest.mark.parametrize("lepton", ["none", "direct", "ymatrix"])
+@pytest.mark.parametrize("heavies", [True, False])
+def test_affine_constraints_equal_reference(lepton: str, heavies: bool) -> None:
+    model = _model(conserve_lepton_number=lepton, average_heavies_in_final_state=heavies)
+    raw = torch.randn(50, 36, dtype=torch.float64)
+    for is_density in (True, False):
+        fast = model._y_from_raw(raw, is_density)
+        reference = model._constrain_reference(raw, is_density)
+        assert torch.allclose(fast, reference, atol=1e-13, rtol=0)

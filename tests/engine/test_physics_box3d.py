@@ -206,3 +206,27 @@ def test_nsm1_regression(nsm1: np.ndarray) -> None:
     assert final[0, 0] == pytest.approx(1.0866560426976e33, rel=1e-9)
     assert final[0, 1] == pytest.approx(6.589219786512e32, rel=1e-9)
     assert out.sqrt_IpIm[0] == pytest.approx(2.50218062e32, rel=1e-8)
+
+
+def test_two_species_path_matches_full_grid() -> None:
+    """The log-space shortcut (heavy nu = nubar) labels exactly as G on the full grid does."""
+    from rhea_engine.data.synth import _initial
+    from rhea_engine.physics import lebedev
+    from rhea_engine.physics.crossing import species_distributions
+
+    F4, _ = _initial(4096, seed=21, start=0)
+    extra = np.zeros((4, 4, 2, 3))
+    extra[:, 3] = 1e33
+    extra[0, 2, 0, 0] = 1e-5 * 1e33  # tiny Z on one side (linear closure branch): crosses
+    extra[1, 2, 0, 0], extra[1, 2, 1, 0] = 1e-6 * 1e33, -1e-6 * 1e33  # tiny Z both sides, crossing
+    extra[2, 3, 1, 0] = 0.0  # no nubar_e
+    extra[3, 2, :, 0] = 0.3e33  # identical nu_e and nubar_e
+    F4 = np.concatenate([F4, extra])
+    for order in (17, 41):
+        points, _ = lebedev(order)
+        total = ntot(F4)
+        G = species_distributions(F4, 0, 0, points, total) - species_distributions(
+            F4, 1, 0, points, total
+        )
+        assert np.array_equal(crossing_test(F4, order=order), crosses(G, total))
+    assert crossing_test(extra).tolist() == [True, True, False, False]

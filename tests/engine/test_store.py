@@ -20,14 +20,22 @@ from rhea_engine.runs.store import Store
 
 def _epoch_metrics(epoch: int) -> dict[str, float]:
     return {
-        "train_loss": 1.0 / epoch, "test_loss": 1.5 / epoch + (0.5 if epoch == 3 else 0.0),
-        "ELN_violation": 1e-7 * epoch, "learning_rate": 1e-3 / epoch, "stability_test_loss": 0.1,
+        "train_loss": 1.0 / epoch,
+        "test_loss": 1.5 / epoch + (0.5 if epoch == 3 else 0.0),
+        "ELN_violation": 1e-7 * epoch,
+        "learning_rate": 1e-3 / epoch,
+        "stability_test_loss": 0.1,
     }
 
 
 def _write_run(writer: RunWriter, epochs: int, final: str | None = "completed") -> None:
-    writer.start(device="cpu", total_epochs=epochs, git_commit="abc", git_dirty=True,
-                 data=[{"path": "/d/a.h5", "sha256": "ff", "kind": "asymptotic"}])
+    writer.start(
+        device="cpu",
+        total_epochs=epochs,
+        git_commit="abc",
+        git_dirty=True,
+        data=[{"path": "/d/a.h5", "sha256": "ff", "kind": "asymptotic"}],
+    )
     for epoch in range(1, epochs + 1):
         writer.epoch(epoch, _epoch_metrics(epoch))
         writer.heartbeat(epoch)
@@ -83,7 +91,10 @@ def test_torn_last_line_waits_for_the_rest(rhea_home: Path) -> None:
         writer.epoch(1, {"train_loss": 0.5})
     events = row.path / EVENTS_FILE
     size_whole = events.stat().st_size
-    line = json.dumps({"type": "epoch", "t": time.time(), "epoch": 2, "metrics": {"train_loss": 0.25}}) + "\n"
+    line = (
+        json.dumps({"type": "epoch", "t": time.time(), "epoch": 2, "metrics": {"train_loss": 0.25}})
+        + "\n"
+    )
     with open(events, "ab") as handle:
         handle.write(line[:17].encode())
     assert store.ingest() == 2
@@ -155,7 +166,9 @@ def test_front_end_status_beats_older_events(rhea_home: Path) -> None:
         lines = handle.read().splitlines()
     last = json.loads(lines[-1])
     last["t"] = time.time() - 5
-    (row.path / EVENTS_FILE).write_bytes(b"\n".join(lines[:-1] + [json.dumps(last).encode()]) + b"\n")
+    (row.path / EVENTS_FILE).write_bytes(
+        b"\n".join(lines[:-1] + [json.dumps(last).encode()]) + b"\n"
+    )
     store.ingest()
     assert store.get_run(row.name).status == "pruned"
     store.rebuild()
@@ -226,7 +239,11 @@ def test_list_filters_and_sorting(rhea_home: Path) -> None:
     store.create_run({})  # no metrics yet: sorts last
     store.ingest()
     assert [r.name for r in store.list_runs(sort="test_loss")] == ["run2", "run3", "run1", "run4"]
-    assert [r.name for r in store.list_runs(sort="test_loss", descending=True)][:3] == ["run1", "run3", "run2"]
+    assert [r.name for r in store.list_runs(sort="test_loss", descending=True)][:3] == [
+        "run1",
+        "run3",
+        "run2",
+    ]
     assert [r.name for r in store.list_runs(sweep="s")] == ["run2", "run3"]
     assert [r.name for r in store.list_runs(status="completed")] == ["run3"]
 
@@ -241,17 +258,19 @@ def test_rebuild_equals_original(rhea_home: Path) -> None:
     store.create_run({}, name="named", status="queued")
     store.ingest()
     tables = ["runs", "metrics", "checkpoints", "evaluations", "sweeps"]
-    columns = ("id, name, sweep, status, created, started, ended, heartbeat, pid, host, device, "
-               "git_commit, git_dirty, data, config, error, total_epochs, last_epoch, "
-               "last_train_loss, best_test_loss, max_eln_violation, learning_rate, events_offset")
+    columns = (
+        "id, name, sweep, status, created, started, ended, heartbeat, pid, host, device, "
+        "git_commit, git_dirty, data, config, error, total_epochs, last_epoch, "
+        "last_train_loss, best_test_loss, max_eln_violation, learning_rate, events_offset"
+    )
     before = {t: _table(store.path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables[1:]}
     runs_before = _table(store.path, f"SELECT {columns} FROM runs ORDER BY id")
     store.close()
     store.path.unlink()
     for suffix in ("-wal", "-shm"):
         Path(str(store.path) + suffix).unlink(missing_ok=True)
-    fresh = Store(rhea_home)
-    assert fresh.list_runs() == []
+    fresh = Store(rhea_home)  # a missing runs.db is rebuilt on opening
+    assert _table(fresh.path, f"SELECT {columns} FROM runs ORDER BY id") == runs_before
     assert fresh.rebuild() == 4
     assert _table(fresh.path, f"SELECT {columns} FROM runs ORDER BY id") == runs_before
     for table in tables[1:]:
@@ -290,8 +309,10 @@ def test_delete_refuses_a_live_run(rhea_home: Path) -> None:
 def test_dead_local_worker_is_lost_at_once(rhea_home: Path) -> None:
     store = Store(rhea_home)
     row = store.create_run({})
-    code = ("import sys; from rhea_engine.runs.rundir import RunWriter; "
-            "w = RunWriter(sys.argv[1]); w.start(total_epochs=5); w.epoch(1, {'train_loss': 1.0})")
+    code = (
+        "import sys; from rhea_engine.runs.rundir import RunWriter; "
+        "w = RunWriter(sys.argv[1]); w.start(total_epochs=5); w.epoch(1, {'train_loss': 1.0})"
+    )
     subprocess.run([sys.executable, "-c", code, str(row.path)], check=True)
     store.ingest()
     run = store.get_run(row.name)
@@ -304,7 +325,9 @@ def test_dead_local_worker_is_lost_at_once(rhea_home: Path) -> None:
 def test_worker_dead_before_start_is_failed_with_output(rhea_home: Path) -> None:
     store = Store(rhea_home)
     row = store.create_run({})
-    (row.path / "stdout.log").write_text("Traceback (most recent call last):\nImportError: no module\n")
+    (row.path / "stdout.log").write_text(
+        "Traceback (most recent call last):\nImportError: no module\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     store.set_status(row.name, "running", pid=proc.pid, host=os.uname().nodename)
     proc.wait()
@@ -343,3 +366,50 @@ def test_data_version_changes_only_on_change(rhea_home: Path) -> None:
     store.ingest()
     assert store.data_version() != first
     assert other.data_version() != seen  # another connection sees the commit
+
+
+def test_torn_line_alone_changes_nothing(rhea_home: Path) -> None:
+    """A worker killed mid-write leaves a torn line; polls must not rewrite or redraw."""
+    store = Store(rhea_home)
+    row = store.create_run({})
+    with RunWriter(row.path) as writer:
+        writer.epoch(1, {"train_loss": 0.5})
+    store.ingest()
+    with open(row.path / EVENTS_FILE, "ab") as handle:
+        handle.write(b'{"type":"epoch","t":1,"epo')
+    version = store.data_version()
+    for _ in range(3):
+        assert store.ingest() == 0
+    assert store.data_version() == version
+
+
+def test_replaced_events_file_is_read_again(rhea_home: Path) -> None:
+    store = Store(rhea_home)
+    row = store.create_run({})
+    with RunWriter(row.path) as writer:
+        for epoch in range(1, 6):
+            writer.epoch(epoch, {"train_loss": 1.0 / epoch, "padding_metric_with_a_long_name": 0.0})
+    store.ingest()
+    (row.path / EVENTS_FILE).unlink()
+    with RunWriter(row.path) as writer:
+        writer.epoch(1, {"train_loss": 9.0})
+    store.ingest()
+    assert store.metrics(row.name, ["train_loss"])["train_loss"][0] == (1, 9.0)
+
+
+def test_store_is_usable_from_a_worker_thread(rhea_home: Path) -> None:
+    """The TUI creates the store on its main thread and polls it from a worker thread."""
+    import threading
+
+    store = Store(rhea_home)
+    row = store.create_run({})
+    with RunWriter(row.path) as writer:
+        writer.start()
+        writer.epoch(1, {"train_loss": 0.5})
+    results: list[object] = []
+    thread = threading.Thread(
+        target=lambda: results.append((store.ingest(), store.metrics(row.name)))
+    )
+    thread.start()
+    thread.join(timeout=30)
+    assert results == [(2, {"train_loss": [(1, 0.5)]})]

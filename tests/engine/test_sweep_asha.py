@@ -23,9 +23,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def test_asha_prunes_the_weak_trial(tmp_path: Path, data: tuple[str, str]) -> None:
     # epochs of about a second, so the supervisor sees rung 1 while trial 2 still runs
     base = default_config().replace(
-        epochs=4, epoch_num_samples=30000, batch_size=500, warmup_iters=0, device="cpu",
-        database_list=[data[0]], stable_database_list=[data[1]], heartbeat_seconds=1.0,
-        width_shared=16, width_stability=8, width_growthrate=8, width_density=8, width_flux=8,
+        epochs=4,
+        epoch_num_samples=30000,
+        batch_size=500,
+        warmup_iters=0,
+        device="cpu",
+        database_list=[data[0]],
+        stable_database_list=[data[1]],
+        heartbeat_seconds=1.0,
+        width_shared=16,
+        width_stability=8,
+        width_growthrate=8,
+        width_density=8,
+        width_flux=8,
     )
     with Store(tmp_path) as store:
         store.create_sweep("asha", {})

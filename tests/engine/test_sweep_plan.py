@@ -22,7 +22,9 @@ BASE = cfgmod.default_config().to_dict()
 
 def test_grid_is_cartesian_product_over_shortcuts_and_set() -> None:
     axes, ranges, fixed = parse_sweep_values(
-        {"lr": "1e-4,1e-5", "width": "32,64", "epochs": "3"}, ["dropout_probability=0,0.1,0.2"], False
+        {"lr": "1e-4,1e-5", "width": "32,64", "epochs": "3"},
+        ["dropout_probability=0,0.1,0.2"],
+        False,
     )
     assert not ranges
     assert fixed == {"epochs": 3}
@@ -51,6 +53,10 @@ def test_unknown_key_and_bad_values_are_config_errors() -> None:
         plan_sweep("s", BASE, axes)
     with pytest.raises(ConfigError, match="need --random"):
         parse_sweep_values({"lr": "1e-6:1e-3:log"}, [], False)
+    with pytest.raises(ConfigError, match="both swept and set"):
+        parse_sweep_values({"lr": "1e-3,1e-4"}, ["learning_rate=1e-5"], False)
+    with pytest.raises(ConfigError, match="another flag already sweeps"):
+        parse_sweep_values({"width": "8,16"}, ["width_flux=32,64"], False)
     with pytest.raises(ConfigError, match="Nothing to sweep"):
         plan_sweep("s", BASE, [])
     with pytest.raises(SweepError):

@@ -1,23 +1,19 @@
-"""Fixtures of the TUI tests: a real home with real run directories, and deadline waits."""
+"""Fixtures of the TUI tests: a real home with real run directories; async tests run here."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rundata import T0, make_home  # noqa: E402
+from tui_rundata import make_home  # noqa: E402
 
 from rhea_engine.runs.store import Store  # noqa: E402
-
-NOW = T0 + 7200.0  # the injected clock: two hours after the first event
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -38,13 +34,3 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store: Store = make_home(path)
     store.close()
     return path
-
-
-async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0) -> float:  # type: ignore[no-untyped-def]
-    """Let the app run until `predicate()` is true; fail after `timeout` seconds."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await pilot.pause(0.02)
-    return time.monotonic() - start

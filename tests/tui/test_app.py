@@ -9,8 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import NOW, wait_for
 from textual.widgets import DataTable, Static
+from tui_rundata import NOW, wait_for
 
 from rhea_engine.runs.procs import this_host
 from rhea_engine.runs.store import Store
@@ -80,7 +80,7 @@ WRITER = textwrap.dedent(
     import sys
     from rhea_engine.runs.rundir import RunWriter
     sys.path.insert(0, sys.argv[2])
-    from rundata import epoch_metrics
+    from tui_rundata import epoch_metrics
     with RunWriter(sys.argv[1]) as writer:
         writer.start(device="cpu", total_epochs=20, data=[])
         for epoch in range(1, 6):
@@ -102,7 +102,9 @@ async def test_plots_follow_epochs_written_by_another_process(home: Path) -> Non
     store.close()
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(row.path), str(Path(__file__).parent)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout is not None and writer.stdin is not None
@@ -207,9 +209,14 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
 
     synth_to_dir(tmp_path / "data", n=400, seed=1)
     config = resolve(
-        shortcuts={"epochs": 100000, "width": 8, "device": "cpu", "nhidden": 0,
-                   "data": str(tmp_path / "data" / "asymptotic.h5"),
-                   "stable_data": str(tmp_path / "data" / "stable.h5")},
+        shortcuts={
+            "epochs": 100000,
+            "width": 8,
+            "device": "cpu",
+            "nhidden": 0,
+            "data": str(tmp_path / "data" / "asymptotic.h5"),
+            "stable_data": str(tmp_path / "data" / "stable.h5"),
+        },
         sets=["epoch_num_samples=256", "batch_size=128", "num_threads=1", "heartbeat_seconds=1"],
     )
     store = Store(home)
@@ -226,12 +233,27 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
             await pilot.press("s")
             await wait_for(pilot, lambda: app.row("worker").status != "running", 30)
             assert app.row("worker").status == "stopped"
-        assert process.wait(timeout=10) == 0
-        assert (home / "runs" / "worker" / "checkpoints" / "last.pt").is_file()
+            assert process.wait(timeout=10) == 0
+            assert (home / "runs" / "worker" / "checkpoints" / "last.pt").is_file()
+            stopped_at = app.row("worker").last_epoch
+            # export the stopped run, then resume it and stop it again, all from the keys
+            await pilot.press("e")
+            exports = home / "runs" / "worker" / "exports"
+            await wait_for(pilot, lambda: exports.is_dir() and any(exports.glob("*.pt")), 60)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: app.row("worker").last_epoch > stopped_at + 1, 60)
+            assert app.row("worker").status == "running"
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.row("worker").status == "stopped", 30)
     finally:
         if process.poll() is None:
             os.kill(process.pid, 9)
             process.wait()
+        store = Store(home)
+        row = store.get_run("worker")
+        store.close()
+        if row.status == "running" and row.pid:
+            os.kill(row.pid, 9)
 
 
 async def test_delete_asks_first(home: Path) -> None:
@@ -266,3 +288,81 @@ async def test_new_run_form_shows_validation_errors(home: Path) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
         assert time.monotonic() > 0
+
+
+async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> None:
+    """The form starts a real worker; without detach, quitting the TUI stops that run."""
+    from rhea_engine.data.synth import synth_to_dir
+    from rhea_engine.runs import launch
+    from rhea_tui.screens.new_run import NewRunScreen
+
+    synth_to_dir(tmp_path / "data", n=400, seed=2)
+    app = make_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, NewRunScreen)
+        values = {
+            "name": "fromform",
+            "lr": "3e-4",
+            "epochs": "100000",
+            "width": "8",
+            "nhidden": "0",
+            "device": "cpu",
+            "data": str(tmp_path / "data" / "asymptotic.h5"),
+            "stable_data": str(tmp_path / "data" / "stable.h5"),
+        }
+        for field, value in values.items():
+            form.query_one(f"#field-{field}").value = value
+        form.query_one("#field-detach").value = False
+        await pilot.pause()
+        assert not form.query_one("#launch").disabled
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 30)
+        await wait_for(pilot, lambda: (app.row("fromform") or app.runs[0]).last_epoch, 90)
+        row = app.row("fromform")
+        assert row is not None and row.status == "running"
+        assert row.config["learning_rate"] == 3e-4 and row.config["width_flux"] == 8
+        assert "fromform" in app.attached
+    store = Store(home)
+    try:
+        final = launch.wait_final(store, "fromform", 30)
+        assert final.status == "stopped"
+    finally:
+        row = store.get_run("fromform")
+        if row.status == "running" and row.pid:
+            os.kill(row.pid, 9)
+        store.close()
+
+
+class SlowStore(Store):
+    """The real store on a slow file system: each ingest takes a second."""
+
+    active = 0
+    peak = 0
+
+    def ingest(self, handles: list[str] | None = None) -> int:
+        SlowStore.active += 1
+        SlowStore.peak = max(SlowStore.peak, SlowStore.active)
+        try:
+            time.sleep(1.0)
+            return super().ingest(handles)
+        finally:
+            SlowStore.active -= 1
+
+
+async def test_polls_never_overlap_nor_block_the_keys(home: Path) -> None:
+    app = RheaApp(home, clock=lambda: NOW, poll_interval=0.05, store_factory=SlowStore)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.loaded, 10)
+        await wait_for(pilot, lambda: SlowStore.active == 1, 10)
+        await pilot.press("g")  # handled while the poll still reads
+        table = app.screen.query_one(RunsTable)
+        assert "sweep:lr" in table._layout
+        assert SlowStore.active == 1
+        await goto(pilot, "lr-a")
+        await pilot.press("enter", "escape", "enter")  # each asks for an immediate poll
+        polls = app.polls
+        await wait_for(pilot, lambda: app.polls >= polls + 3, 15)
+        assert SlowStore.peak == 1

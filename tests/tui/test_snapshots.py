@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import NOW
+from tui_rundata import NOW
 
 from rhea_tui.app import RheaApp
 from rhea_tui.widgets.runs_table import RunsTable
@@ -16,7 +16,7 @@ def snap_app(home: Path) -> RheaApp:
 
 
 async def _until(pilot, predicate) -> None:  # type: ignore[no-untyped-def]
-    from conftest import wait_for
+    from tui_rundata import wait_for
 
     await wait_for(pilot, predicate, timeout=10)
 
@@ -82,8 +82,10 @@ def test_compare_screen(snap_compare, home: Path, size: tuple[int, int]) -> None
         await pilot.press("C")
         await _until(
             pilot,
-            lambda: all(len(pilot.app.series.get(h, {})) >= 10 for h in ("lr-a", "lr-b", "lr-c"))
-            and all(h in pilot.app.details for h in ("lr-a", "lr-b", "lr-c")),
+            lambda: (
+                all(len(pilot.app.series.get(h, {})) >= 10 for h in ("lr-a", "lr-b", "lr-c"))
+                and all(h in pilot.app.details for h in ("lr-a", "lr-b", "lr-c"))
+            ),
         )
         await pilot.pause(0.1)
 

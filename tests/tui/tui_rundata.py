@@ -1,11 +1,12 @@
-"""Deterministic run directories for the TUI tests, written through the real RunWriter."""
+"""Deterministic run directories for the TUI tests (through the real RunWriter), and waits."""
 
 from __future__ import annotations
 
 import math
 import os
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: every event time counts up from here
+NOW = T0 + 7200.0  # the clock the tests give the app: two hours after the first event
 
 
 @contextmanager
@@ -71,14 +73,26 @@ def make_run(
 ) -> Path:
     """Create a run in the store and write its events (start, epochs, final status)."""
     config: dict[str, Any] = default_config().to_dict()
-    config.update(learning_rate=lr, epochs=total, device="cpu",
-                  **{f"width_{h}": width for h in ("shared", "stability", "growthrate",
-                                                   "density", "flux")})
+    config.update(
+        learning_rate=lr,
+        epochs=total,
+        device="cpu",
+        **{f"width_{h}": width for h in ("shared", "stability", "growthrate", "density", "flux")},
+    )
     row = store.create_run(config, name=name, sweep=sweep, status="running")
     assert row.path is not None
     with RunWriter(row.path) as writer:
-        writer.start(pid=pid, host=host, device="cpu", total_epochs=total, git_commit="0123abcd",
-                     git_dirty=False, data=[], slurm_job_id=None, resumed_from_epoch=None)
+        writer.start(
+            pid=pid,
+            host=host,
+            device="cpu",
+            total_epochs=total,
+            git_commit="0123abcd",
+            git_dirty=False,
+            data=[],
+            slurm_job_id=None,
+            resumed_from_epoch=None,
+        )
         for epoch in range(1, epochs + 1):
             writer.epoch(epoch, epoch_metrics(epoch, scale, lr))
             if epoch % 10 == 0:
@@ -102,19 +116,47 @@ def make_run(
 def make_home(home: Path) -> Store:
     """Six runs covering every status mark; `live` is running in this very process."""
     store = Store(home)
-    evaluation = {"model_ndens_loss": 0.012, "box3d_ndens_loss": 0.034,
-                  "identity_ndens_loss": 0.21, "model_growthrate_loss": 0.05,
-                  "box3d_growthrate_loss": 0.11, "identity_growthrate_loss": 0.4}
+    evaluation = {
+        "model_ndens_loss": 0.012,
+        "box3d_ndens_loss": 0.034,
+        "identity_ndens_loss": 0.21,
+        "model_growthrate_loss": 0.05,
+        "box3d_growthrate_loss": 0.11,
+        "identity_growthrate_loss": 0.4,
+    }
     with fixed_clock():
         make_run(store, "base", epochs=40, evaluation=evaluation, sweep=None)
         make_run(store, "lr-a", epochs=40, sweep="lr", lr=1e-3, scale=0.9)
         make_run(store, "lr-b", epochs=40, sweep="lr", lr=3e-4, scale=0.7)
-        make_run(store, "lr-c", epochs=25, sweep="lr", lr=1e-4, scale=1.2, status="diverged",
-                 error="The loss of task 'growthrate' became non-finite at epoch 25.")
-        make_run(store, "broken", epochs=3, status="failed",
-                 error="CUDA out of memory while allocating the batch.",
-                 traceback='Traceback (most recent call last):\n  File "train.py", line 1\n'
-                           "RuntimeError: CUDA out of memory")
+        make_run(
+            store,
+            "lr-c",
+            epochs=25,
+            sweep="lr",
+            lr=1e-4,
+            scale=1.2,
+            status="diverged",
+            error="The loss of task 'growthrate' became non-finite at epoch 25.",
+        )
+        make_run(
+            store,
+            "broken",
+            epochs=3,
+            status="failed",
+            error="CUDA out of memory while allocating the batch.",
+            traceback='Traceback (most recent call last):\n  File "train.py", line 1\n'
+            "RuntimeError: CUDA out of memory",
+        )
         make_run(store, "live", epochs=12, status=None, host=this_host(), pid=os.getpid())
     store.ingest()
     return store
+
+
+async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0) -> float:  # type: ignore[no-untyped-def]
+    """Let the app run until `predicate()` is true; fail after `timeout` seconds."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.02)
+    return time.monotonic() - start

@@ -1,0 +1,1 @@
+"""Screens of the rhea TUI: runs, one run, compare, the new-run form and dialogs."""

@@ -1,0 +1,73 @@
+"""The C++ interface: CMake build against the torch wheel's libtorch, then ctest (parity with
+Python on random physical cells, restrict_to_physical, the NSM1 example).
+
+The build directory cpp_interface/build is kept between runs, so only the first build
+compiles (about a minute on two cores). Skips with the reason when cmake or g++ is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rhea_engine.export import export_model, random_physical_F4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_parity_data import save_expected, small_model  # noqa: E402
+
+pytestmark = pytest.mark.cpp
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "cpp_interface" / "build"
+
+
+def _run(cmd: list[str], cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def build_dir() -> Path:
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the C++ toolchain is incomplete here (missing: {', '.join(missing)})")
+    configure = _run(["cmake", "-S", "cpp_interface", "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
+                      f"-DPython3_EXECUTABLE={sys.executable}"])
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    build = _run(["cmake", "--build", str(BUILD), "-j", "2"])
+    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
+    return BUILD
+
+
+def test_ctest_parity_with_python(build_dir: Path) -> None:
+    result = _run(["ctest", "--output-on-failure", "-V"], cwd=build_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    figures = re.findall(r"parity (\S+): (\d+) cells, max \|dF4\|/ntot = (\S+), max relative "
+                         r"d\(growth rate\) = (\S+), max \|d\(stability\)\| = (\S+)", output)
+    assert {Path(f[0]).suffix for f in figures} == {".pt", ".pt2"}, output[-4000:]
+    for _path, cells, dF4, dgrowth, dstability in figures:
+        assert int(cells) >= 1000
+        assert max(float(dF4), float(dgrowth), float(dstability)) <= 1e-6
+    assert "the corrected tensor is returned" in output
+    assert re.search(r"growth rate: \d\.\d+e\+\d+ 1/s", output)
+    print("\n".join(f"C++ vs Python {Path(f[0]).name}: {f[1]} cells, |dF4|/ntot {f[2]}, "
+                    f"growth {f[3]}, stability {f[4]}" for f in figures))
+
+
+def test_parity_program_detects_a_different_model(build_dir: Path, tmp_path: Path) -> None:
+    """Expected outputs of one model against another model's export must fail the check."""
+    model_path = export_model(small_model(seed=3), tmp_path / "model.pt", card={}).path
+    F4 = random_physical_F4(1000, seed=77)
+    with torch.inference_mode():
+        save_expected(tmp_path / "other.pt", F4, small_model(seed=4).predict_all(F4))
+        save_expected(tmp_path / "same.pt", F4, small_model(seed=3).predict_all(F4))
+    check = str(build_dir / "rhea_ffi_check")
+    same = _run([check, "parity", str(model_path), str(tmp_path / "same.pt")])
+    other = _run([check, "parity", str(model_path), str(tmp_path / "other.pt")])
+    assert same.returncode == 0 and "PASS" in same.stdout, same.stdout + same.stderr
+    assert other.returncode == 1 and "FAIL" in other.stdout, other.stdout + other.stderr
