@@ -35,7 +35,9 @@ def repeats_for(n: int) -> int:
     return 300 if n <= 10 else 40 if n <= 10_000 else 5
 
 
-def median_seconds(predict: Callable[[torch.Tensor], object], F4: torch.Tensor, repeats: int) -> float:
+def median_seconds(
+    predict: Callable[[torch.Tensor], object], F4: torch.Tensor, repeats: int
+) -> float:
     with torch.inference_mode():
         for _ in range(3):  # warm-up (TorchScript profiling runs, caches)
             predict(F4)
@@ -77,18 +79,35 @@ def build_cpp() -> bool:
     if shutil.which("cmake") is None:
         return False
     if not (BUILD / "CMakeCache.txt").is_file():
-        subprocess.run(["cmake", "-S", str(REPO / "cpp_interface"), "-B", str(BUILD),
-                        "-DCMAKE_BUILD_TYPE=Release", f"-DPython3_EXECUTABLE={sys.executable}"],
-                       check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(BUILD), "-j", "2", "--target", "rhea_ffi_check"],
-                   check=True, capture_output=True)
+        subprocess.run(
+            [
+                "cmake",
+                "-S",
+                str(REPO / "cpp_interface"),
+                "-B",
+                str(BUILD),
+                "-DCMAKE_BUILD_TYPE=Release",
+                f"-DPython3_EXECUTABLE={sys.executable}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        ["cmake", "--build", str(BUILD), "-j", "2", "--target", "rhea_ffi_check"],
+        check=True,
+        capture_output=True,
+    )
     return CHECK.is_file()
 
 
 def cpp_median(model_path: Path, inputs: Path, n: int) -> float:
-    out = subprocess.run([str(CHECK), "bench", str(model_path), str(inputs), str(repeats_for(n))],
-                         check=True, capture_output=True, text=True,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}).stdout
+    out = subprocess.run(
+        [str(CHECK), "bench", str(model_path), str(inputs), str(repeats_for(n))],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    ).stdout
     return float(out.split("median_seconds")[1].split()[0])
 
 
@@ -116,11 +135,18 @@ def main() -> int:
         if "aoti" in paths:
             runners["AOTInductor Python"] = torch._inductor.aoti_load_package(str(paths["aoti"]))
     have_cpp = not args.no_cpp and build_cpp()
-    print(f"torch {torch.__version__}, one thread, model of the default size "
-          f"({sum(p.numel() for p in model.parameters())} parameters); median seconds per call")
-    header = f"{'N':>8} " + " ".join(f"{name:>20}" for name in
-                                     [*runners, *(["TorchScript C++"] if have_cpp else []),
-                                      *(["AOTInductor C++"] if have_cpp and "aoti" in paths else [])])
+    print(
+        f"torch {torch.__version__}, one thread, model of the default size "
+        f"({sum(p.numel() for p in model.parameters())} parameters); median seconds per call"
+    )
+    header = f"{'N':>8} " + " ".join(
+        f"{name:>20}"
+        for name in [
+            *runners,
+            *(["TorchScript C++"] if have_cpp else []),
+            *(["AOTInductor C++"] if have_cpp and "aoti" in paths else []),
+        ]
+    )
     print(header)
     results: dict[tuple[str, int], float] = {}
     for n in sizes:
@@ -137,8 +163,10 @@ def main() -> int:
     if ("AOTInductor C++", 1) in results:
         ratio = results["eager Python", 1] / results["AOTInductor C++", 1]
         verdict = "meets" if ratio >= 5 else "MISSES"
-        print(f"AOTInductor C++ at N = 1 is {ratio:.1f}x faster than eager Python "
-              f"({verdict} the 5x target)")
+        print(
+            f"AOTInductor C++ at N = 1 is {ratio:.1f}x faster than eager Python "
+            f"({verdict} the 5x target)"
+        )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -33,8 +33,14 @@ from rhea_engine.physics.units import NDENS_TO_INVSEC
 FORMATS = ("torchscript", "aoti")
 SUFFIX = {"torchscript": ".pt", "aoti": ".pt2"}
 #: Methods every exported TorchScript model carries (upstream names and signatures).
-METHODS = ("predict_all", "predict_stability", "predict_WhiskyTHC", "X_from_F4", "F4_from_y",
-           "convert_y_to_2flavor")
+METHODS = (
+    "predict_all",
+    "predict_stability",
+    "predict_WhiskyTHC",
+    "X_from_F4",
+    "F4_from_y",
+    "convert_y_to_2flavor",
+)
 #: Name of the model card stored inside TorchScript files (and AOTI metadata key).
 CARD_ENTRY = "rhea_model_card.json"
 #: Largest exported-vs-eager difference accepted (of ntot for F4; relative for growth rate).
@@ -61,17 +67,23 @@ class ExportResult:
 def quiet_torchscript() -> Iterator[None]:
     """Silence only TorchScript's own deprecation notices (and export's pytree notice)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
-                                category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
-                                category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                                category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning
+        )
+        warnings.filterwarnings(
+            "ignore",
+            message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+            category=FutureWarning,
+        )
         yield
 
 
-def random_physical_F4(n: int, NF: int = 3, seed: int = 0,
-                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def random_physical_F4(
+    n: int, NF: int = 3, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Random physical four-fluxes [n, 4, 2, NF]: ntot log-uniform in [1e30, 1e35] cm^-3,
     random species fractions, flux factors uniform in [0, 0.95), isotropic directions."""
     gen = torch.Generator().manual_seed(seed)
@@ -86,8 +98,9 @@ def random_physical_F4(n: int, NF: int = 3, seed: int = 0,
     return F4.to(dtype)
 
 
-def compare_predictions(F4_initial: torch.Tensor, reference: tuple[torch.Tensor, ...],
-                        other: tuple[torch.Tensor, ...]) -> dict[str, float]:
+def compare_predictions(
+    F4_initial: torch.Tensor, reference: tuple[torch.Tensor, ...], other: tuple[torch.Tensor, ...]
+) -> dict[str, float]:
     """Largest differences of predict_all outputs: F4 of ntot, growth rate relative, stability."""
     ntot = F4_initial[:, 3].double().sum(dim=(1, 2)).cpu()
     F4_ref, growth_ref, stab_ref = (t.detach().double().cpu() for t in reference)
@@ -98,15 +111,17 @@ def compare_predictions(F4_initial: torch.Tensor, reference: tuple[torch.Tensor,
         "max_abs_F4_final": float(dF4.max()),
         "max_F4_final_over_ntot": float((dF4.amax(dim=(1, 2, 3)) / ntot).max()),
         "max_abs_growthrate": float((growth_new - growth_ref).abs().max()),
-        "max_rel_growthrate": float(((growth_new - growth_ref).abs()
-                                     / growth_ref.abs().clamp_min(1e-300)).max()),
+        "max_rel_growthrate": float(
+            ((growth_new - growth_ref).abs() / growth_ref.abs().clamp_min(1e-300)).max()
+        ),
         "max_abs_stability": float((stab_new - stab_ref).abs().max()),
     }
 
 
 def _check_parity(diffs: dict[str, float], path: Path) -> None:
-    worst = max(diffs["max_F4_final_over_ntot"], diffs["max_rel_growthrate"],
-                diffs["max_abs_stability"])
+    worst = max(
+        diffs["max_F4_final_over_ntot"], diffs["max_rel_growthrate"], diffs["max_abs_stability"]
+    )
     if not math.isfinite(worst) or worst > PARITY_TOLERANCE:
         raise ExportError(
             f"The exported model {path} disagrees with the trained model by {worst:.3e} "
@@ -135,16 +150,21 @@ def _sha256(path: Path) -> str:
 
 def _check_writable(path: Path) -> None:
     if path.is_dir():
-        raise ExportError(f"Cannot write the model to {path}: it is a directory. Give a file "
-                          f"name such as {path / 'model.pt'}.")
+        raise ExportError(
+            f"Cannot write the model to {path}: it is a directory. Give a file "
+            f"name such as {path / 'model.pt'}."
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExportError(f"Cannot create the folder {path.parent} for the export: "
-                          f"{exc.strerror or exc}.") from None
+        raise ExportError(
+            f"Cannot create the folder {path.parent} for the export: {exc.strerror or exc}."
+        ) from None
     if not os.access(path.parent, os.W_OK):
-        raise ExportError(f"Cannot write the model to {path}: the folder {path.parent} is not "
-                          "writable. Choose another place with -o PATH.")
+        raise ExportError(
+            f"Cannot write the model to {path}: the folder {path.parent} is not "
+            "writable. Choose another place with -o PATH."
+        )
 
 
 def _tmp_beside(path: Path) -> Path:
@@ -218,8 +238,11 @@ def export_model(
         raise ExportError(f"Cannot write the model to {target}: {exc.strerror or exc}.") from None
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
-    full_card["file"] = {"name": target.name, "sha256": _sha256(target),
-                         "bytes": target.stat().st_size}
+    full_card["file"] = {
+        "name": target.name,
+        "sha256": _sha256(target),
+        "bytes": target.stat().st_size,
+    }
     full_card["parity"] = diffs
     card_path = card_path_for(target)
     tmp_card = _tmp_beside(card_path)
@@ -228,13 +251,20 @@ def export_model(
         os.replace(tmp_card, card_path)
     finally:
         shutil.rmtree(tmp_card.parent, ignore_errors=True)
-    return ExportResult(path=target, card_path=card_path, format=fmt, device=device,
-                        epoch=int(card.get("checkpoint", {}).get("epoch", -1)), parity=diffs,
-                        seconds=time.perf_counter() - start)
+    return ExportResult(
+        path=target,
+        card_path=card_path,
+        format=fmt,
+        device=device,
+        epoch=int(card.get("checkpoint", {}).get("epoch", -1)),
+        parity=diffs,
+        seconds=time.perf_counter() - start,
+    )
 
 
-def package_aoti(model: torch.nn.Module, path: Path, example_F4: torch.Tensor,
-                 card: dict[str, Any]) -> None:
+def package_aoti(
+    model: torch.nn.Module, path: Path, example_F4: torch.Tensor, card: dict[str, Any]
+) -> None:
     """Compile predict_all into an AOTInductor package with a dynamic batch dimension."""
     wrapper = _PredictAll(model).eval()
     batch = torch.export.Dim("batch", min=1, max=2**31 - 1)
@@ -242,9 +272,14 @@ def package_aoti(model: torch.nn.Module, path: Path, example_F4: torch.Tensor,
         with quiet_torchscript(), torch.no_grad():
             program = torch.export.export(wrapper, (example_F4,), dynamic_shapes=({0: batch},))
             torch._inductor.aoti_compile_and_package(
-                program, package_path=str(path),
-                inductor_configs={"aot_inductor.metadata": {"rhea_model": "predict_all",
-                                                            "rhea_device": str(card["device"])}},
+                program,
+                package_path=str(path),
+                inductor_configs={
+                    "aot_inductor.metadata": {
+                        "rhea_model": "predict_all",
+                        "rhea_device": str(card["device"]),
+                    }
+                },
             )
     except RheaError:
         raise
@@ -267,18 +302,38 @@ def _card_common(fmt: str, device: str, dtype: torch.dtype, NF: int) -> dict[str
         "format": fmt,
         "device": device,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "input": {"name": "F4_initial", "shape": f"[N, 4, 2, {NF}]", "dtype": str(dtype),
-                  "units": "cm^-3", "layout": "axis 1 (F_x, F_y, F_z, N); axis 2 nu, nubar; "
-                  "axis 3 flavor (e, mu, tau)"},
-        "outputs": {"F4_final": f"[N, 4, 2, {NF}] cm^-3", "growthrate": "[N] 1/s",
-                    "stability": "[N] probability that the cell is stable"},
+        "input": {
+            "name": "F4_initial",
+            "shape": f"[N, 4, 2, {NF}]",
+            "dtype": str(dtype),
+            "units": "cm^-3",
+            "layout": "axis 1 (F_x, F_y, F_z, N); axis 2 nu, nubar; axis 3 flavor (e, mu, tau)",
+        },
+        "outputs": {
+            "F4_final": f"[N, 4, 2, {NF}] cm^-3",
+            "growthrate": "[N] 1/s",
+            "stability": "[N] probability that the cell is stable",
+        },
         "methods": methods,
-        "growth_rate_constant": {"name": "NDENS_TO_INVSEC", "value": NDENS_TO_INVSEC,
-                                 "unit": "cm^3/s", "formula": "sqrt(2) G_F (hbar c)^3 / hbar"},
-        "versions": {"rhea": __version__, "torch": torch.__version__,
-                     "python": platform.python_version(), "cuda": torch.version.cuda},
-        "machine": {"system": platform.system(), "machine": platform.machine(),
-                    "compiler": shutil.which("g++") or shutil.which("c++")} if fmt == "aoti" else None,
+        "growth_rate_constant": {
+            "name": "NDENS_TO_INVSEC",
+            "value": NDENS_TO_INVSEC,
+            "unit": "cm^3/s",
+            "formula": "sqrt(2) G_F (hbar c)^3 / hbar",
+        },
+        "versions": {
+            "rhea": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cuda": torch.version.cuda,
+        },
+        "machine": {
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "compiler": shutil.which("g++") or shutil.which("c++"),
+        }
+        if fmt == "aoti"
+        else None,
     }
 
 
@@ -297,8 +352,15 @@ def resolve_checkpoint(run_path: Path, best: bool = False, epoch: int | None = N
     if best and epoch is not None:
         raise ExportError("Give either --best or --epoch N, not both.")
     directory = run_path / CHECKPOINT_DIR
-    epochs = sorted(int(p.stem.split("_")[1]) for p in directory.glob("epoch_*.pt")
-                    if p.stem.split("_")[1].isdigit()) if directory.is_dir() else []
+    epochs = (
+        sorted(
+            int(p.stem.split("_")[1])
+            for p in directory.glob("epoch_*.pt")
+            if p.stem.split("_")[1].isdigit()
+        )
+        if directory.is_dir()
+        else []
+    )
     if epoch is not None:
         candidate = epoch_path(directory, epoch)
         if candidate.is_file():
@@ -308,20 +370,26 @@ def resolve_checkpoint(run_path: Path, best: bool = False, epoch: int | None = N
             if other.is_file() and int(load_checkpoint(other).get("epoch", -1)) == epoch:
                 return other
         known = ", ".join(str(e) for e in epochs) or "none"
-        raise ExportError(f"Run '{run_path.name}' has no checkpoint of epoch {epoch}. Epochs with "
-                          f"a checkpoint: {known}. Use --best, or leave out --epoch for the latest.")
+        raise ExportError(
+            f"Run '{run_path.name}' has no checkpoint of epoch {epoch}. Epochs with "
+            f"a checkpoint: {known}. Use --best, or leave out --epoch for the latest."
+        )
     if best:
         candidate = directory / "best.pt"
         if not candidate.is_file():
-            raise ExportError(f"Run '{run_path.name}' has no best checkpoint yet (it is written "
-                              "after the first epoch with a test loss). Leave out --best to take "
-                              "the latest checkpoint.")
+            raise ExportError(
+                f"Run '{run_path.name}' has no best checkpoint yet (it is written "
+                "after the first epoch with a test loss). Leave out --best to take "
+                "the latest checkpoint."
+            )
         return candidate
     latest = latest_checkpoint(run_path)
     if latest is None:
-        raise ExportError(f"Run '{run_path.name}' has no checkpoint to export yet. Checkpoints are "
-                          f"written to {directory} every `output_every` epochs and at the end; "
-                          "wait for one, or `rhea resume` the run.")
+        raise ExportError(
+            f"Run '{run_path.name}' has no checkpoint to export yet. Checkpoints are "
+            f"written to {directory} every `output_every` epochs and at the end; "
+            "wait for one, or `rhea resume` the run."
+        )
     return latest
 
 
@@ -362,8 +430,10 @@ def export_run(
     try:
         model = model_from_checkpoint(ckpt)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise ExportError(f"The checkpoint {ckpt_path} does not fit the model its config "
-                          f"describes ({str(exc).splitlines()[0]}).") from exc
+        raise ExportError(
+            f"The checkpoint {ckpt_path} does not fit the model its config "
+            f"describes ({str(exc).splitlines()[0]})."
+        ) from exc
     config = dict(ckpt.get("config", {}))
     device = _export_device(cpu, str(config.get("device", "auto")))
     ckpt_epoch = int(ckpt.get("epoch", -1))
@@ -374,17 +444,31 @@ def export_run(
     if fmt == "aoti" and output.suffix != ".pt2":
         raise ExportError(f"An AOTInductor package must be named *.pt2; got '{output.name}'.")
     card = {
-        "run": {"name": row.name, "id": row.id, "sweep": row.sweep, "status": row.status,
-                "path": str(row.path), "git_commit": row.git_commit, "git_dirty": row.git_dirty},
-        "checkpoint": {"path": str(ckpt_path), "epoch": ckpt_epoch, "kind": ckpt.get("kind"),
-                       "best_test_loss": ckpt.get("best_test_loss")},
+        "run": {
+            "name": row.name,
+            "id": row.id,
+            "sweep": row.sweep,
+            "status": row.status,
+            "path": str(row.path),
+            "git_commit": row.git_commit,
+            "git_dirty": row.git_dirty,
+        },
+        "checkpoint": {
+            "path": str(ckpt_path),
+            "epoch": ckpt_epoch,
+            "kind": ckpt.get("kind"),
+            "best_test_loss": ckpt.get("best_test_loss"),
+        },
         "config": config,
         "data": row.data,
-        "metrics": {"last_epoch": row.last_epoch, "last_train_loss": row.last_train_loss,
-                    "last_test_loss": row.last_test_loss, "best_train_loss": row.best_train_loss,
-                    "best_test_loss": row.best_test_loss,
-                    "max_eln_violation": row.max_eln_violation,
-                    "evaluation": row.evaluation},
+        "metrics": {
+            "last_epoch": row.last_epoch,
+            "last_train_loss": row.last_train_loss,
+            "last_test_loss": row.last_test_loss,
+            "best_train_loss": row.best_train_loss,
+            "best_test_loss": row.best_test_loss,
+            "max_eln_violation": row.max_eln_violation,
+            "evaluation": row.evaluation,
+        },
     }
     return export_model(model, output, card, fmt=fmt, device=device, progress=progress)
-

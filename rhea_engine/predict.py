@@ -60,8 +60,10 @@ class ExportedModel:
         with torch.inference_mode():
             out = self.predict(torch.as_tensor(F4_initial).to(self.device, self.dtype))
         if len(out) != 3:
-            raise ExportError(f"{self.path} returned {len(out)} outputs from predict_all; a Rhea "
-                              "model returns three (F4_final, growth rate, stability).")
+            raise ExportError(
+                f"{self.path} returned {len(out)} outputs from predict_all; a Rhea "
+                "model returns three (F4_final, growth rate, stability)."
+            )
         F4_final, growth, stability = (t.detach().double().cpu().numpy() for t in out)
         return F4_final, growth, stability
 
@@ -88,8 +90,13 @@ def load_exported(path: str | Path) -> ExportedModel:
         return _load_aoti(file, is_aoti)
     if not any("/code/" in name for name in names):
         saved = any(name.endswith("/data.pkl") for name in names)
-        raise _not_rhea(file, "it holds tensors saved with torch.save, such as a training "
-                        "checkpoint, not an exported model" if saved else "not a TorchScript archive")
+        raise _not_rhea(
+            file,
+            "it holds tensors saved with torch.save, such as a training "
+            "checkpoint, not an exported model"
+            if saved
+            else "not a TorchScript archive",
+        )
     extra = {CARD_ENTRY: ""}
     try:
         with quiet_torchscript():
@@ -104,8 +111,15 @@ def load_exported(path: str | Path) -> ExportedModel:
     dtype = params[0].dtype if params else torch.float32
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = module.to(device)
-    return ExportedModel(path=file, format="torchscript", predict=module.predict_all,
-                         NF=_card_NF(card), dtype=dtype, card=card, device=device)
+    return ExportedModel(
+        path=file,
+        format="torchscript",
+        predict=module.predict_all,
+        NF=_card_NF(card),
+        dtype=dtype,
+        card=card,
+        device=device,
+    )
 
 
 def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
@@ -123,11 +137,19 @@ def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
     card = _card_beside(file)
     device = str(metadata.get("rhea_device", card.get("device", "cpu")))
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExportError(f"{file} was compiled for CUDA ({device}) and this machine has no "
-                          "usable GPU. Export with --format torchscript (or on a CPU machine "
-                          "with --cpu) to predict here.")
-    return ExportedModel(path=file, format="aoti", predict=lambda F4: tuple(runner(F4)),
-                         NF=_card_NF(card), card=card, device=device)
+        raise ExportError(
+            f"{file} was compiled for CUDA ({device}) and this machine has no "
+            "usable GPU. Export with --format torchscript (or on a CPU machine "
+            "with --cpu) to predict here."
+        )
+    return ExportedModel(
+        path=file,
+        format="aoti",
+        predict=lambda F4: tuple(runner(F4)),
+        NF=_card_NF(card),
+        card=card,
+        device=device,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -166,8 +188,9 @@ class NSM1Prediction:
 def predict_nsm1(model: ExportedModel) -> NSM1Prediction:
     """Run the NSM1 cell through the model, with Box3D (order 17) beside it."""
     if model.NF != 3:
-        raise ExportError(f"The NSM1 cell has three flavors but {model.path} was trained with "
-                          f"NF = {model.NF}.")
+        raise ExportError(
+            f"The NSM1 cell has three flavors but {model.path} was trained with NF = {model.NF}."
+        )
     F4 = nsm1_F4()
     F4_final, growth, stability = model.predict_all(F4)
     box_N: np.ndarray | None = None
@@ -179,8 +202,14 @@ def predict_nsm1(model: ExportedModel) -> NSM1Prediction:
         box_N, box_growth = box.F4_final[0, 3], float(box.growth_rate[0])
     except ImportError:  # Box3D is a comparison, not a requirement
         pass
-    return NSM1Prediction(F4_initial=F4, F4_final=F4_final, growthrate=float(growth[0]),
-                          stability=float(stability[0]), box3d_N=box_N, box3d_growthrate=box_growth)
+    return NSM1Prediction(
+        F4_initial=F4,
+        F4_final=F4_final,
+        growthrate=float(growth[0]),
+        stability=float(stability[0]),
+        box3d_N=box_N,
+        box3d_growthrate=box_growth,
+    )
 
 
 def read_F4_initial(path: str | Path, NF: int) -> np.ndarray:
@@ -193,21 +222,29 @@ def read_F4_initial(path: str | Path, NF: int) -> np.ndarray:
     try:
         with h5py.File(file, "r") as h5:
             if F4_INITIAL not in h5:
-                raise DataError(f"The input file {file} has no dataset '{F4_INITIAL}' (it has: "
-                                f"{', '.join(sorted(h5.keys())) or 'nothing'}).")
+                raise DataError(
+                    f"The input file {file} has no dataset '{F4_INITIAL}' (it has: "
+                    f"{', '.join(sorted(h5.keys())) or 'nothing'})."
+                )
             F4 = np.asarray(h5[F4_INITIAL][...], dtype=np.float64)
     except OSError as exc:
         raise DataError(f"The input file {file} is not a readable HDF5 file ({exc}).") from None
     if F4.ndim != 4 or F4.shape[1:] != (4, 2, NF):
-        raise DataError(f"'{F4_INITIAL}' in {file} must have shape [N, 4, 2, {NF}] (F_x, F_y, "
-                        f"F_z, N; nu/nubar; flavor) for this model, but it has {list(F4.shape)}.")
+        raise DataError(
+            f"'{F4_INITIAL}' in {file} must have shape [N, 4, 2, {NF}] (F_x, F_y, "
+            f"F_z, N; nu/nubar; flavor) for this model, but it has {list(F4.shape)}."
+        )
     if F4.shape[0] == 0:
         raise DataError(f"'{F4_INITIAL}' in {file} has no rows.")
     return F4
 
 
-def predict_file(model: ExportedModel, input_path: str | Path, output_path: str | Path,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[Path, int, int]:
+def predict_file(
+    model: ExportedModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, int, int]:
     """Predict every cell of an HDF5 file; writes F4_final, growthRate, stability and stable.
 
     Rows with a non-finite value get NaN predictions. Returns (output path, rows, NaN rows).
@@ -240,8 +277,12 @@ def predict_file(model: ExportedModel, input_path: str | Path, output_path: str 
                 h5.create_dataset("F4_final(1|ccm)", data=F4_final)
                 h5.create_dataset("growthRate(1|s)", data=growth)
                 h5.create_dataset("stability", data=stability)
-                h5.create_dataset("stable", data=np.where(np.isnan(stability), np.nan,
-                                                          (stability > 0.5).astype(np.float64)))
+                h5.create_dataset(
+                    "stable",
+                    data=np.where(
+                        np.isnan(stability), np.nan, (stability > 0.5).astype(np.float64)
+                    ),
+                )
                 h5.create_dataset("nf", data=np.int64(model.NF))
                 h5.attrs["model"] = str(model.path)
             os.replace(tmp, target)
@@ -249,5 +290,7 @@ def predict_file(model: ExportedModel, input_path: str | Path, output_path: str 
             if tmp.exists():
                 tmp.unlink()
     except OSError as exc:
-        raise DataError(f"Cannot write the predictions to {target}: {exc.strerror or exc}.") from None
+        raise DataError(
+            f"Cannot write the predictions to {target}: {exc.strerror or exc}."
+        ) from None
     return target, n, int(n - rows.size)

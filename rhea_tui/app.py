@@ -25,6 +25,7 @@ from rhea_tui.live import (
     last_epoch_of,
     merge_series,
     poll,
+    row_signature,
 )
 
 
@@ -120,6 +121,7 @@ class RheaApp(App[None]):
             watched={h: last_epoch_of(self.series.get(h, {})) for h in self.watched},
             log_sizes={h: self.logs[h][0] for h in self.watched if h in self.logs},
             force=self._force,
+            held={h: row_signature(self.details[h]) for h in self.watched if h in self.details},
         )
         self._force = False
         self._poll_worker(request)

@@ -69,6 +69,12 @@ class PollRequest:
     watched: dict[str, int]  # handle -> last epoch already held (0: nothing yet)
     log_sizes: dict[str, int]  # handle -> stdout.log size already shown
     force: bool = False
+    held: dict[str, tuple[object, ...]] = field(default_factory=dict)  # row_signature of each
+
+
+def row_signature(row: RunRow) -> tuple[object, ...]:
+    """What must change before a watched run's details and series are read again."""
+    return (row.status, row.last_epoch, row.ended, row.error, row.pid)
 
 
 @dataclass
@@ -121,7 +127,8 @@ def poll(store: Store, home: Path, request: PollRequest) -> PollResult:
         row = by_name.get(handle)
         if runs is not None and row is None:
             continue  # deleted
-        if row is not None:  # (a row is only at hand when something changed)
+        unchanged = request.held.get(handle) == (row and row_signature(row))
+        if row is not None and not (unchanged and known_epoch and not request.force):
             result.details[handle] = store.get_run(handle)
             # a live run whose last epoch went back was resumed from an earlier checkpoint
             resumed = row.status in ("running", "queued") and (row.last_epoch or 0) < known_epoch

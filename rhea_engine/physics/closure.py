@@ -168,17 +168,18 @@ def augmented_points(points: ArrayLike) -> FloatArray:
 
 def evaluate(params: ClosureParams, points_aug: FloatArray) -> FloatArray:
     """g[S, m] on the directions of points_aug[4, m] (see augmented_points)."""
-    z = np.where(params.small, 0.0, params.z)
-    weights = np.empty((z.shape[0], 4))
-    weights[:, :3] = params.unit * z[:, None]
-    weights[:, 3] = -z
+    small = params.small
+    weights = np.empty((small.shape[0], 4))
+    weights[:, :3] = params.unit * params.z[:, None]
+    # Exponent Z mu - Z, or for small Z the linear form's 1 + Z mu (then no exponential).
+    weights[:, 3] = np.where(small, 1.0, -params.z)
     g = weights @ points_aug
-    np.exp(g, out=g)
-    g *= params.prefactor[:, None]
-    rows = np.flatnonzero(params.small)
-    if rows.size:
-        mu = params.unit[rows] @ points_aug[:3]
-        g[rows] = params.n_over_4pi[rows, None] * (1.0 + params.z[rows, None] * mu)
+    if small.any():
+        np.exp(g, out=g, where=~small[:, None])
+        g *= np.where(small, params.n_over_4pi, params.prefactor)[:, None]
+    else:
+        np.exp(g, out=g)
+        g *= params.prefactor[:, None]
     return g
 
 

@@ -78,6 +78,7 @@ class JobState:
     state: str  # PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...
     reason: str = ""
     exit_code: str = ""
+    at: float = 0.0  # when Slurm was asked (unix seconds)
 
     @property
     def active(self) -> bool:
@@ -303,11 +304,12 @@ def query_states(job_ids: list[str]) -> dict[str, JobState]:
     if not job_ids:
         return {}
     states: dict[str, JobState] = {}
+    now = time.time()
     result = _run(["squeue", "--states=all", "-h", "-o", "%i|%T|%r", "-j", ",".join(job_ids)])
     if result.returncode == 0:
         for job_id, state, reason in (p[:3] for p in _parse_lines(result.stdout, 3)):
             states[job_id.strip()] = JobState(
-                job_id.strip(), state.strip().split()[0], reason.strip()
+                job_id.strip(), state.strip().split()[0], reason.strip(), at=now
             )
     missing = [j for j in job_ids if j not in states]
     if missing and shutil.which("sacct"):
@@ -321,7 +323,11 @@ def query_states(job_ids: list[str]) -> dict[str, JobState]:
                 job_id = job_id.strip()
                 if job_id in missing:
                     states[job_id] = JobState(
-                        job_id, state.strip().split()[0] if state.strip() else "", "", code.strip()
+                        job_id,
+                        state.strip().split()[0] if state.strip() else "",
+                        "",
+                        code.strip(),
+                        at=now,
                     )
     return states
 
@@ -399,11 +405,16 @@ def job_alive(job_id: str) -> bool | None:
     return None if state.state in _REASONED else False
 
 
-def map_state(job: JobState, status: str) -> tuple[str, str | None] | None:
-    """The (status, reason) a run with status `status` takes from its job, or None to keep it."""
+def map_state(
+    job: JobState, status: str, ended: float | None = None
+) -> tuple[str, str | None] | None:
+    """The (status, reason) a run with status `status` (ended at `ended`) takes from its job,
+    or None to keep it."""
     state, jid = job.state, job.job_id
     if state in QUEUED_STATES:
-        if status == "stopped":  # submitit requeued it after a time-out or preemption
+        # submitit requeued it after a time-out or preemption; a state seen before the worker
+        # stopped is only the cached answer from when the job was first pending
+        if status == "stopped" and ended is not None and job.at > ended:
             return (
                 "queued",
                 f"Slurm job {jid} was requeued after its time limit or a preemption; it will "
@@ -476,7 +487,7 @@ def refresh_slurm_statuses(store: Any, force: bool = False) -> int:
         job = states.get(str(row.slurm_job_id))
         if job is None:
             continue
-        verdict = map_state(job, row.status)
+        verdict = map_state(job, row.status, row.ended)
         if verdict is None or (verdict[0] == row.status and verdict[1] == row.error):
             continue
         status, reason = verdict

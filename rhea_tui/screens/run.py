@@ -120,7 +120,6 @@ class RunScreen(Screen[None]):
             row.last_epoch,
             len(row.checkpoints),
             len(row.evaluation),
-            row.heartbeat,
             int(now // 60),
         )
         if details_key != self._details_key:

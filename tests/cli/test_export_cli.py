@@ -41,8 +41,11 @@ def test_export_prints_paths_and_largest_difference(home: Path, tmp_path: Path) 
     code, out = _export(home, "--cpu", "--epoch", "5", "-o", str(tmp_path / "m.pt"))
     assert code == 0, out
     assert "Exported epoch 5 of run 'tiny' as torchscript (cpu)" in out
-    assert re.search(r"largest difference from the trained model on 4096 random physical cells: "
-                     r"F4_final \S+ of ntot, growth rate \S+ relative, stability \S+", out)
+    assert re.search(
+        r"largest difference from the trained model on 4096 random physical cells: "
+        r"F4_final \S+ of ntot, growth rate \S+ relative, stability \S+",
+        out,
+    )
     assert (tmp_path / "m.pt").is_file()
     card = json.loads((tmp_path / "m.card.json").read_text())
     assert card["checkpoint"]["epoch"] == 5 and card["run"]["name"] == "tiny"
@@ -114,7 +117,9 @@ def test_predict_bad_inputs(home: Path, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.h5"
     with h5py.File(wrong, "w") as h5:
         h5["F4_initial(1|ccm)"] = np.ones((5, 3, 2, 3))
-    result = runner.invoke(app, ["predict", model, "--input", str(wrong), "-o", str(tmp_path / "o.h5")])
+    result = runner.invoke(
+        app, ["predict", model, "--input", str(wrong), "-o", str(tmp_path / "o.h5")]
+    )
     assert result.exit_code == 2 and "must have shape [N, 4, 2, 3]" in _flat(result.output)
     assert not (tmp_path / "o.h5").exists()
     for args in ([model], [model, "--nsm1", "--input", str(wrong)]):

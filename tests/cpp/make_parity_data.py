@@ -22,8 +22,13 @@ from rhea_engine.config import TrainConfig
 from rhea_engine.export import export_model, quiet_torchscript, random_physical_F4
 from rhea_engine.model import build_model
 
-SMALL = {"width_shared": 32, "width_stability": 16, "width_growthrate": 16,
-         "width_density": 16, "width_flux": 16}
+SMALL = {
+    "width_shared": 32,
+    "width_stability": 16,
+    "width_growthrate": 16,
+    "width_density": 16,
+    "width_flux": 16,
+}
 
 
 class Expected(torch.nn.Module):
@@ -51,8 +56,14 @@ def small_model(seed: int = 3) -> torch.nn.Module:
 
 def save_expected(path: Path, F4_initial: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
     F4_final, growthrate, stability = outputs
-    container = Expected({"F4_initial": F4_initial, "F4_final": F4_final,
-                          "growthrate": growthrate, "stability": stability})
+    container = Expected(
+        {
+            "F4_initial": F4_initial,
+            "F4_final": F4_final,
+            "growthrate": growthrate,
+            "stability": stability,
+        }
+    )
     with quiet_torchscript():
         torch.jit.save(torch.jit.script(container), str(path))
 
@@ -75,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_torchscript():
         scripted = torch.jit.load(str(result.path))
     with torch.inference_mode():
-        save_expected(args.out / "expected_torchscript.pt", F4_initial, scripted.predict_all(F4_initial))
+        save_expected(
+            args.out / "expected_torchscript.pt", F4_initial, scripted.predict_all(F4_initial)
+        )
 
     if args.aoti:
         result = export_model(model, args.out / "model.pt2", card, fmt="aoti")

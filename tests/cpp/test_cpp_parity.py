@@ -35,8 +35,17 @@ def build_dir() -> Path:
     missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"the C++ toolchain is incomplete here (missing: {', '.join(missing)})")
-    configure = _run(["cmake", "-S", "cpp_interface", "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
-                      f"-DPython3_EXECUTABLE={sys.executable}"])
+    configure = _run(
+        [
+            "cmake",
+            "-S",
+            "cpp_interface",
+            "-B",
+            str(BUILD),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+        ]
+    )
     assert configure.returncode == 0, configure.stdout + configure.stderr
     build = _run(["cmake", "--build", str(BUILD), "-j", "2"])
     assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
@@ -47,16 +56,24 @@ def test_ctest_parity_with_python(build_dir: Path) -> None:
     result = _run(["ctest", "--output-on-failure", "-V"], cwd=build_dir)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
-    figures = re.findall(r"parity (\S+): (\d+) cells, max \|dF4\|/ntot = (\S+), max relative "
-                         r"d\(growth rate\) = (\S+), max \|d\(stability\)\| = (\S+)", output)
+    figures = re.findall(
+        r"parity (\S+): (\d+) cells, max \|dF4\|/ntot = (\S+), max relative "
+        r"d\(growth rate\) = (\S+), max \|d\(stability\)\| = (\S+)",
+        output,
+    )
     assert {Path(f[0]).suffix for f in figures} == {".pt", ".pt2"}, output[-4000:]
     for _path, cells, dF4, dgrowth, dstability in figures:
         assert int(cells) >= 1000
         assert max(float(dF4), float(dgrowth), float(dstability)) <= 1e-6
     assert "the corrected tensor is returned" in output
     assert re.search(r"growth rate: \d\.\d+e\+\d+ 1/s", output)
-    print("\n".join(f"C++ vs Python {Path(f[0]).name}: {f[1]} cells, |dF4|/ntot {f[2]}, "
-                    f"growth {f[3]}, stability {f[4]}" for f in figures))
+    print(
+        "\n".join(
+            f"C++ vs Python {Path(f[0]).name}: {f[1]} cells, |dF4|/ntot {f[2]}, "
+            f"growth {f[3]}, stability {f[4]}"
+            for f in figures
+        )
+    )
 
 
 def test_parity_program_detects_a_different_model(build_dir: Path, tmp_path: Path) -> None:

@@ -40,7 +40,9 @@ def test_random_inputs_are_physical() -> None:
     assert ntot.log10().std() > 1  # spans decades, as merger data do
 
 
-def test_torchscript_keeps_upstream_methods_and_matches_eager(rhea_home: Path, run_path: Path) -> None:
+def test_torchscript_keeps_upstream_methods_and_matches_eager(
+    rhea_home: Path, run_path: Path
+) -> None:
     result = export_run(rhea_home, "tiny", epoch=5, cpu=True)
     with quiet_torchscript():
         scripted = torch.jit.load(str(result.path))
@@ -53,8 +55,9 @@ def test_torchscript_keeps_upstream_methods_and_matches_eager(rhea_home: Path, r
             torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
         y_dens, y_flux, growth = scripted.predict_WhiskyTHC(F4)
         assert y_dens.shape == (300, 2, 3, 2, 3) and growth.shape == (300,)
-        torch.testing.assert_close(scripted.F4_from_y(F4, y_dens, y_flux),
-                                   eager.F4_from_y(F4, y_dens, y_flux))
+        torch.testing.assert_close(
+            scripted.F4_from_y(F4, y_dens, y_flux), eager.F4_from_y(F4, y_dens, y_flux)
+        )
         torch.testing.assert_close(scripted.X_from_F4(F4), eager.X_from_F4(F4))
         assert scripted.convert_y_to_2flavor(y_dens).shape == (300, 2, 2, 2, 2)
         torch.testing.assert_close(scripted.predict_stability(F4), eager.predict_all(F4)[2])
@@ -94,12 +97,18 @@ def test_default_output_is_latest_checkpoint_in_the_run(rhea_home: Path, run_pat
 def test_cpu_export_loads_with_cuda_hidden(rhea_home: Path, run_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "cpu_model.pt"
     export_run(rhea_home, "tiny", cpu=True, output=out)
-    code = ("import torch, sys; m = torch.jit.load(sys.argv[1]); "
-            "assert not torch.cuda.is_available(); "
-            "print(sorted({str(p.device) for p in m.parameters()}))")
-    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
-                          env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin",
-                               "OMP_NUM_THREADS": "1"}, timeout=120)
+    code = (
+        "import torch, sys; m = torch.jit.load(sys.argv[1]); "
+        "assert not torch.cuda.is_available(); "
+        "print(sorted({str(p.device) for p in m.parameters()}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(out)],
+        capture_output=True,
+        text=True,
+        env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['cpu']"
 
@@ -137,7 +146,9 @@ def test_checkpoint_choice(run_path: Path) -> None:
     assert resolve_checkpoint(run_path, epoch=10).name == "epoch_00010.pt"
     assert resolve_checkpoint(run_path, best=True).name == "best.pt"
     assert resolve_checkpoint(run_path).name in ("last.pt", "epoch_00010.pt")
-    with pytest.raises(ExportError, match=r"no checkpoint of epoch 7\. Epochs with a checkpoint: 5, 10"):
+    with pytest.raises(
+        ExportError, match=r"no checkpoint of epoch 7\. Epochs with a checkpoint: 5, 10"
+    ):
         resolve_checkpoint(run_path, epoch=7)
     with pytest.raises(ExportError, match="not both"):
         resolve_checkpoint(run_path, best=True, epoch=5)

@@ -28,6 +28,14 @@ def exported(rhea_home: Path, tmp_path: Path) -> tuple[Path, torch.nn.Module]:
     return out, eager_model(run_path, 10)
 
 
+def test_exported_archive_is_named_after_the_file(exported: tuple[Path, torch.nn.Module]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(exported[0]) as archive:
+        assert {name.split("/")[0] for name in archive.namelist()} == {"model"}
+    assert load_exported(exported[0]).card["checkpoint"]["epoch"] == 10  # the card inside
+
+
 def test_nsm1_cell_matches_the_published_case() -> None:
     F4 = nsm1_F4()
     N = F4[0, 3]
@@ -42,18 +50,23 @@ def test_predict_nsm1_uses_the_model(exported: tuple[Path, torch.nn.Module]) -> 
     path, eager = exported
     result = predict_nsm1(load_exported(path))
     with torch.inference_mode():
-        F4_final, growth, stability = eager.predict_all(torch.as_tensor(nsm1_F4(), dtype=torch.float32))
+        F4_final, growth, stability = eager.predict_all(
+            torch.as_tensor(nsm1_F4(), dtype=torch.float32)
+        )
     np.testing.assert_allclose(result.F4_final, F4_final.double().numpy(), rtol=1e-6)
     assert result.growthrate == pytest.approx(float(growth[0]), rel=1e-6)
     assert result.stability == pytest.approx(float(stability[0]), abs=1e-7)
     np.testing.assert_array_equal(result.emu_N, np.asarray(NSM1_EMU_N))
     # flavor-summed densities of nu and of nubar are conserved by construction
-    np.testing.assert_allclose(result.F4_final[0, 3].sum(axis=1), nsm1_F4()[0, 3].sum(axis=1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        result.F4_final[0, 3].sum(axis=1), nsm1_F4()[0, 3].sum(axis=1), rtol=1e-5
+    )
     assert result.box3d_growthrate == pytest.approx(4.820e10, rel=1e-2)
 
 
-def test_predict_file_writes_every_row(exported: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+def test_predict_file_writes_every_row(
+    exported: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
     path, eager = exported
     F4 = random_physical_F4(700, seed=5, dtype=torch.float64).numpy()
     F4[3, 0, 0, 0] = np.nan  # a damaged row gets NaN predictions, the others are kept
@@ -79,7 +92,9 @@ def test_predict_file_writes_every_row(exported: tuple[Path, torch.nn.Module], t
     np.testing.assert_array_equal(stable[keep], (stability[keep] > 0.5).astype(float))
 
 
-def test_wrong_inputs_are_data_errors(exported: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+def test_wrong_inputs_are_data_errors(
+    exported: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
     model = load_exported(exported[0])
     wrong = tmp_path / "wrong.h5"
     with h5py.File(wrong, "w") as h5:
@@ -113,8 +128,15 @@ def test_files_that_are_not_rhea_models(tmp_path: Path, rhea_home: Path) -> None
     with pytest.raises(ExportError, match="not a Rhea model.*lacks the method"):
         load_exported(foreign)
     run_path = make_run(rhea_home)
-    with pytest.raises(ExportError, match="checkpoint must be exported first"):
+    with pytest.raises(ExportError, match="saved with torch.save.*must be exported first"):
         load_exported(run_path / "checkpoints" / "last.pt")
+    import zipfile
+
+    fake = tmp_path / "fake.pt2"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("fake/readme.txt", "hello")
+    with pytest.raises(ExportError, match="not an AOTInductor package"):
+        load_exported(fake)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
     with pytest.raises(ExportError, match="not a TorchScript or AOTInductor archive"):

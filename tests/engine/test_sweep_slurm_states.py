@@ -43,7 +43,7 @@ def test_parse_time() -> None:
     ],
 )
 def test_map_state(state: str, status: str, expected: tuple[str, str | None] | None) -> None:
-    got = map_state(JobState("77", state, "", "1:0"), status)
+    got = map_state(JobState("77", state, "", "1:0", at=200.0), status, ended=100.0)
     if expected is None:
         assert got is None
         return
@@ -63,3 +63,9 @@ def test_sweep_options_round_trip() -> None:
         slurm=SlurmOptions("gpu", "01:00:00", 1, "phys"),
     )
     assert SweepOptions.from_dict(options.to_dict()) == options
+
+
+def test_a_pending_state_seen_before_the_stop_is_not_a_requeue() -> None:
+    cached = JobState("5", "PENDING", at=100.0)  # asked while the job still waited to start
+    assert map_state(cached, "stopped", ended=150.0) is None
+    assert map_state(JobState("5", "PENDING", at=160.0), "stopped", ended=150.0) is not None

@@ -366,3 +366,20 @@ async def test_polls_never_overlap_nor_block_the_keys(home: Path) -> None:
         polls = app.polls
         await wait_for(pilot, lambda: app.polls >= polls + 3, 15)
         assert SlowStore.peak == 1
+
+
+async def test_details_panel_replaces_the_plots_on_a_small_terminal(home: Path) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        await goto(pilot, "base")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "base" in app.details)
+        details = app.screen.query_one("#run-details")
+        plots = app.screen.query_one("#run-plots")
+        assert details.styles.display == "none" and plots.styles.display == "block"
+        await pilot.press("i")
+        assert details.styles.display == "block" and plots.styles.display == "none"
+        await pilot.pause()
+        shown = app.export_screenshot()
+        assert "node07" in shown and "epoch_00040.pt" in shown
