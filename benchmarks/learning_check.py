@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--nhidden", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--batchnorm", action="store_true", help="use batch normalisation")
     parser.add_argument("--activation", default="silu")
     parser.add_argument("--width-shared", type=int, default=0, help="trunk width (default: --width)")
@@ -53,7 +54,7 @@ def main() -> None:
         settings["width_shared"] = args.width_shared or args.width
         settings.update(
             database_list=(str(synth.asymptotic_path),), stable_database_list=(str(synth.stable_path),),
-            epochs=args.epochs, learning_rate=args.lr, batch_size=4096, epoch_num_samples=200_000,
+            epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, epoch_num_samples=200_000,
             warmup_iters=3, patience=4, cooldown=1, factor=0.5, weight_decay=1e-5, test_size=0.1,
             output_every=10_000, device="cpu", random_seed=7, do_batchnorm=args.batchnorm,
             activation=args.activation, loss_multiplier_stable=args.stability_multiplier,

@@ -85,6 +85,11 @@ inline torch::Tensor ffi_restrict_to_physical(const torch::Tensor& F4) {
 template <int NF>
 class FFISubgridModel {
  public:
+  // Sizes of the network input X (with the fluid-frame densities, do_fdotu) and of one
+  // transfer matrix y [2, NF, 2, NF], as in the upstream interface.
+  static constexpr int NX = NF * (1 + 2 * NF) + 2 * NF;
+  static constexpr int Ny = (2 * NF) * (2 * NF);
+
   // The loaded TorchScript module, in eval mode, on `device`.
   torch::jit::script::Module model;
   torch::Device device;

@@ -7,7 +7,8 @@
 //       largest differences and exits 1 if any exceeds TOLERANCE (default 1e-6): of ntot for
 //       F4_final, relative for the growth rate, absolute for the stability.
 //   rhea_ffi_check restrict
-//       Checks ffi_restrict_to_physical on random and deliberately unphysical four-fluxes.
+//       Checks ffi_restrict_to_physical on random and deliberately unphysical four-fluxes,
+//       and the shape check of the wrappers.
 //   rhea_ffi_check bench MODEL INPUTS.pt REPEATS
 //       Median seconds per predict_all call on the cells F4_initial of INPUTS.pt (a container
 //       as above, so that Python and C++ time the same cells), one thread.
@@ -126,6 +127,14 @@ int restrict_check() {
   hopeless.index_put_({0, 0, 0, Slice()}, 2.0 * hopeless.index({0, 3, 0, Slice()}));
   failures += check(torch::equal(ffi_restrict_to_physical(hopeless), hopeless),
                     "a cell with an unphysical flavor sum is left as it is");
+
+  bool rejected = false;
+  try {
+    ffi_check_F4_shape(torch::zeros({5, 4, 2, 2}), NF);
+  } catch (const std::invalid_argument&) {
+    rejected = true;
+  }
+  failures += check(rejected, "an F4 of the wrong shape is rejected");
   std::printf("%s\n", failures == 0 ? "PASS" : "FAIL");
   return failures == 0 ? 0 : 1;
 }

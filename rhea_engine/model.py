@@ -122,9 +122,9 @@ class FFIModel(nn.Module):
     def _y_from_raw(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
         """Constrained transfer matrix [N, 2, NF, 2, NF] from a raw head output [N, Ny]."""
         if is_density:
-            y = torch.addmm(self._c_dens.to(raw.dtype), raw, self._A_dens.to(raw.dtype))
+            y = torch.addmm(self._c_dens.to(raw.dtype), raw, self._A_dens.to(raw.dtype))  # type: ignore[operator, arg-type, index]
         else:
-            y = torch.addmm(self._c_flux.to(raw.dtype), raw, self._A_flux.to(raw.dtype))
+            y = torch.addmm(self._c_flux.to(raw.dtype), raw, self._A_flux.to(raw.dtype))  # type: ignore[operator, arg-type, index]
         return y.reshape(raw.shape[0], 2, self.NF, 2, self.NF)
 
     def _constrain_reference(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
@@ -132,7 +132,7 @@ class FFIModel(nn.Module):
         NF = self.NF
         y = raw.reshape(raw.shape[0], 2, NF, 2, NF)
         # sum over output flavour must be delta(out species, in species) for each input species
-        target = self._eye_species.to(y.dtype)[None, :, None, :, None]
+        target = self._eye_species.to(y.dtype)[None, :, None, :, None]  # type: ignore[operator, arg-type, index]
         y = y + (target - y.sum(dim=2, keepdim=True)) / NF
         if self.average_heavies_in_final_state and NF > 2:
             heavy = y[:, :, 1:].mean(dim=2, keepdim=True).expand(-1, -1, NF - 1, -1, -1)
@@ -140,7 +140,7 @@ class FFIModel(nn.Module):
         if is_density and self.conserve_lepton_number == "ymatrix":
             # y[nu, a, t, b] - y[nubar, a, t, b] must be delta(a, b) (delta(t, nu) - delta(t, nubar))
             sign = torch.tensor([1.0, -1.0], dtype=y.dtype, device=y.device)
-            eln_target = self._eye_flavor.to(y.dtype)[:, None, :] * sign[None, :, None]
+            eln_target = self._eye_flavor.to(y.dtype)[:, None, :] * sign[None, :, None]  # type: ignore[operator, arg-type, index]
             excess = y[:, 0] - y[:, 1] - eln_target[None]
             y = torch.stack([y[:, 0] - excess / 2, y[:, 1] + excess / 2], dim=1)
         return y

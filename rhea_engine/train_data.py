@@ -168,25 +168,26 @@ def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | Non
 
     files = manifest if manifest is not None else data_manifest(config)
     layout = Layout(config.NF, config.do_fdotu)
-    from rhea_engine.data.split import augment_permutation, subsample, train_test_split_set
+    from rhea_engine.data.split import DataSet, augment_permutation, subsample, train_test_split_set
+
+    def prepare(loaded: DataSet, path: str, seed: int) -> tuple[DataSet, DataSet]:
+        if int(loaded.nf) != config.NF:
+            raise DataError(f"'{path}' holds NF = {loaded.nf} flavours but the config asks for NF = {config.NF}.")
+        loaded = subsample(loaded, config.samples_per_database, config.random_samples_per_database, seed)
+        train_set, test_set = train_test_split_set(loaded, config.test_size, seed)
+        if config.do_augment_permutation:
+            train_set = augment_permutation(train_set)
+        return train_set, test_set
 
     asym_tr, asym_te, stab_tr, stab_te = [], [], [], []
-    for kind, paths in (("asymptotic", config.database_list), ("stable", config.stable_database_list)):
-        for i, path in enumerate(paths):
-            loaded = rdata.load_asymptotic(path) if kind == "asymptotic" else rdata.load_stable(path)
-            if int(loaded.nf) != config.NF:
-                raise DataError(f"'{path}' holds NF = {loaded.nf} flavours but the config asks for NF = {config.NF}.")
-            seed = config.random_seed + i + (0 if kind == "asymptotic" else 1000)
-            loaded = subsample(loaded, config.samples_per_database, config.random_samples_per_database, seed)
-            train_set, test_set = train_test_split_set(loaded, config.test_size, seed)
-            if config.do_augment_permutation:
-                train_set = augment_permutation(train_set)
-            if kind == "asymptotic":
-                asym_tr.append((train_set.F4_initial, train_set.F4_final, train_set.growth_rate))
-                asym_te.append((test_set.F4_initial, test_set.F4_final, test_set.growth_rate))
-            else:
-                stab_tr.append((train_set.F4_initial, np.asarray(train_set.stable, dtype=np.float64)))
-                stab_te.append((test_set.F4_initial, np.asarray(test_set.stable, dtype=np.float64)))
+    for i, path in enumerate(config.database_list):
+        a_train, a_test = prepare(rdata.load_asymptotic(path), path, config.random_seed + i)
+        asym_tr.append((a_train.F4_initial, a_train.F4_final, a_train.growth_rate))
+        asym_te.append((a_test.F4_initial, a_test.F4_final, a_test.growth_rate))
+    for i, path in enumerate(config.stable_database_list):
+        s_train, s_test = prepare(rdata.load_stable(path), path, config.random_seed + 1000 + i)
+        stab_tr.append((s_train.F4_initial, np.asarray(s_train.stable, dtype=np.float64)))
+        stab_te.append((s_test.F4_initial, np.asarray(s_test.stable, dtype=np.float64)))
     return TrainingData(
         layout=layout,
         asym_train=pack_asymptotic(asym_tr, layout),  # type: ignore[arg-type]

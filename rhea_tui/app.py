@@ -85,6 +85,7 @@ class RheaApp(App[None]):
         self._poll_again = False
         self._force = True
         self._last_error = ""
+        self._pending_reset: set[str] = set()  # newly watched: take only a full series
 
     # --- lifecycle -------------------------------------------------------------------
     def on_load(self) -> None:
@@ -161,10 +162,16 @@ class RheaApp(App[None]):
                 if handle not in names:
                     del self.series[handle]
         for handle, fresh in result.metrics.items():
+            if handle not in self.watched:
+                continue  # the screen that asked for it has closed meanwhile
+            if handle in self._pending_reset:
+                if handle not in result.reset:
+                    continue  # read before this watch began: wait for the full series
+                self._pending_reset.discard(handle)
             held = self.series.setdefault(handle, {})
             self.series[handle] = merge_series(held, fresh, handle in result.reset)
-        self.logs.update(result.logs)
-        self.details.update(result.details)
+        self.logs.update({h: tail for h, tail in result.logs.items() if h in self.watched})
+        self.details.update({h: row for h, row in result.details.items() if h in self.watched})
         first = not self.loaded
         self.loaded = True
         if self._last_error:
@@ -191,7 +198,10 @@ class RheaApp(App[None]):
         """Start reading the series and log tail of these runs on every poll."""
         fresh = False
         for handle in handles:
-            fresh |= handle not in self.watched
+            if handle not in self.watched:
+                fresh = True
+                self.series.pop(handle, None)
+                self._pending_reset.add(handle)
             self.watched[handle] = self.watched.get(handle, 0) + 1
         if fresh:
             self._force = True

@@ -23,6 +23,7 @@ from rhea_engine.data.split import (
     subsample,
     train_test_split_set,
 )
+from rhea_engine.data.synth import SynthResult, SynthSamples, generate, synth_to_dir
 
 __all__ = [
     "F4_FINAL",
@@ -32,11 +33,15 @@ __all__ = [
     "STABLE",
     "AsymptoticSet",
     "StableSet",
+    "SynthResult",
+    "SynthSamples",
     "augment_permutation",
     "detect_kind",
+    "generate",
     "heavy_permutations",
     "permute_flavors",
     "subsample",
+    "synth_to_dir",
     "train_test_split_set",
     "load_asymptotic",
     "load_stable",

@@ -263,7 +263,7 @@ def synth_to_dir(
         # The unstable count is known only at the end: the asymptotic file grows (with a chunk
         # cache large enough that appends never re-read a chunk); the stable file is laid out.
         with (
-            h5py.File(tmp["asymptotic"], "w", rdcc_nbytes=64 * 2**20) as fa,
+            h5py.File(tmp["asymptotic"], "w", rdcc_nbytes=16 * 2**20) as fa,
             h5py.File(tmp["stable"], "w") as fs,
         ):
             a_init = fa.create_dataset(

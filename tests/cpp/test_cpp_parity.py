@@ -88,3 +88,20 @@ def test_parity_program_detects_a_different_model(build_dir: Path, tmp_path: Pat
     other = _run([check, "parity", str(model_path), str(tmp_path / "other.pt")])
     assert same.returncode == 0 and "PASS" in same.stdout, same.stdout + same.stderr
     assert other.returncode == 1 and "FAIL" in other.stdout, other.stdout + other.stderr
+
+
+def test_cpp_refuses_a_model_that_is_not_rhea(build_dir: Path, tmp_path: Path) -> None:
+    class Other(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    from rhea_engine.export import quiet_torchscript
+
+    with quiet_torchscript():
+        torch.jit.save(torch.jit.script(Other()), str(tmp_path / "other.pt"))
+        F4 = random_physical_F4(10, seed=1)
+        save_expected(tmp_path / "expected.pt", F4, (F4, F4[:, 0, 0, 0], F4[:, 0, 0, 0]))
+    check = str(build_dir / "rhea_ffi_check")
+    result = _run([check, "parity", str(tmp_path / "other.pt"), str(tmp_path / "expected.pt")])
+    assert result.returncode == 1
+    assert "is not a Rhea FFI model: it lacks the method predict_all" in result.stderr
