@@ -177,6 +177,13 @@ def _tmp_beside(path: Path) -> Path:
     return folder / path.name
 
 
+def _tmp_or_fail(path: Path) -> Path:
+    try:
+        return _tmp_beside(path)
+    except OSError as exc:
+        raise ExportError(f"Cannot write to the folder of {path}: {exc.strerror or exc}.") from None
+
+
 class _PredictAll(torch.nn.Module):
     """forward(F4) = predict_all(F4), the one entry point of an AOTInductor package."""
 
@@ -211,7 +218,7 @@ def export_model(
     with torch.inference_mode():
         eager = model.predict_all(F4_check)  # type: ignore[operator]
     full_card = {**card, **_card_common(fmt, device, dtype, NF)}
-    tmp = _tmp_beside(target)
+    tmp = _tmp_or_fail(target)
     try:
         if fmt == "torchscript":
             say("Converting to TorchScript")
@@ -245,10 +252,15 @@ def export_model(
     }
     full_card["parity"] = diffs
     card_path = card_path_for(target)
-    tmp_card = _tmp_beside(card_path)
+    tmp_card = _tmp_or_fail(card_path)
     try:
         tmp_card.write_text(json.dumps(full_card, indent=2, default=str) + "\n")
         os.replace(tmp_card, card_path)
+    except OSError as exc:
+        raise ExportError(
+            f"The model was written to {target}, but its card {card_path} could not be: "
+            f"{exc.strerror or exc}."
+        ) from None
     finally:
         shutil.rmtree(tmp_card.parent, ignore_errors=True)
     return ExportResult(

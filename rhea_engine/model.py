@@ -113,7 +113,7 @@ class FFIModel(nn.Module):
         F4n = F4 / ntot[:, None, None, None]
         vec = F4n.reshape(F4n.shape[0], 4, 2 * self.NF)  # species index = s * NF + a
         dots = torch.einsum("nis,nit->nst", vec[:, :3], vec[:, :3]) - vec[:, 3, :, None] * vec[:, 3, None, :]
-        X = dots[:, self._triu_i, self._triu_j]
+        X = dots[:, self._triu_i, self._triu_j]  # type: ignore[index]
         if self.do_fdotu:
             X = torch.cat([X, -vec[:, 3]], dim=1)
         return X

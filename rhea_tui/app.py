@@ -215,6 +215,7 @@ class RheaApp(App[None]):
                 self.series.pop(handle, None)
                 self.logs.pop(handle, None)
                 self.details.pop(handle, None)
+                self._pending_reset.discard(handle)
             else:
                 self.watched[handle] = count
 

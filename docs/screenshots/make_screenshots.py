@@ -1,7 +1,8 @@
 """Regenerate the TUI screenshots in this folder: SVG from Textual, PNG through rsvg-convert.
 
 Usage: .venv/bin/python docs/screenshots/make_screenshots.py   (needs rsvg-convert:
-apt-get install librsvg2-bin; fonts-firacode gives the glyphs Textual's SVG asks for)
+apt-get install librsvg2-bin; fonts-firacode gives the glyphs Textual's SVG asks for, and
+pngquant, if present, shrinks the PNGs)
 """
 
 from __future__ import annotations
@@ -186,6 +187,11 @@ def main() -> None:
         for svg in svgs:
             png = HERE / (svg.stem + ".png")
             subprocess.run([converter, "--zoom", "0.8", str(svg), "-o", str(png)], check=True)
+            if shutil.which("pngquant"):  # a palette PNG is a quarter of the size
+                subprocess.run(
+                    ["pngquant", "--quality", "60-85", "--force", "--output", str(png), str(png)],
+                    check=True,
+                )
             print(f"{png}  {png.stat().st_size // 1024} KiB")
 
 

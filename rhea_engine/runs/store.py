@@ -334,6 +334,12 @@ class Store:
         applied = 0
         for row in rows:
             applied += self._refresh(row)
+        if any(row[6] for row in rows):
+            # Slurm's own verdicts (CANCELLED, TIMEOUT, ...) after the workers' events;
+            # one batched, rate-limited scheduler query for all jobs.
+            refresh = lifecycle.slurm_hook("refresh_slurm_statuses")
+            if refresh is not None:
+                applied += refresh(self)
         return applied
 
     def _refresh(self, row: tuple[Any, ...]) -> int:

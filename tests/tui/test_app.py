@@ -73,6 +73,10 @@ async def test_select_run_shows_its_plots(home: Path) -> None:
         assert "lr-b" in title and "40/40" in title
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+        await pilot.press("enter")  # open it again: the whole series comes back
+        loss = app.screen.query_one("#plot-loss", MetricPlot)
+        await wait_for(pilot, lambda: loss.point_count() == 80)
+        assert [e for e, _ in loss.series["test"]] == list(range(1, 41))
 
 
 WRITER = textwrap.dedent(
