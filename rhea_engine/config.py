@@ -74,6 +74,9 @@ class TrainConfig:
     average_heavies_in_final_state: bool = True
     conserve_lepton_number: str = "direct"
     do_unphysical_check: bool = True
+    # Rhea: also feed the Minkowski products of the flavour differences of the ELN four-vectors
+    # (and their -N); resolves near-isotropic cells whose crossing the 21 products lose to rounding
+    do_eln_inputs: bool = False
     # losses
     loss_multiplier_stable: float = 1.0
     loss_multiplier_ndens: float = 1.0

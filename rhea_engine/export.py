@@ -224,7 +224,7 @@ def export_model(
             say("Converting to TorchScript")
             scripted = script_model(model)
             with quiet_torchscript():
-                torch.jit.save(scripted, str(tmp), _extra_files={CARD_ENTRY: json.dumps(full_card)})
+                torch.jit.save(scripted, str(tmp), _extra_files={CARD_ENTRY: card_json(full_card)})
                 loaded = torch.jit.load(str(tmp), map_location=device)
             with torch.inference_mode():
                 exported = loaded.predict_all(F4_check)
@@ -254,7 +254,7 @@ def export_model(
     card_path = card_path_for(target)
     tmp_card = _tmp_or_fail(card_path)
     try:
-        tmp_card.write_text(json.dumps(full_card, indent=2, default=str) + "\n")
+        tmp_card.write_text(card_json(full_card, indent=2) + "\n")
         os.replace(tmp_card, card_path)
     except OSError as exc:
         raise ExportError(
@@ -301,6 +301,21 @@ def package_aoti(
             f"Building the AOTInductor package failed: {first}. It needs a working C++ compiler "
             "(g++) on this machine; --format torchscript needs none."
         ) from exc
+
+
+def _json_safe(value: Any) -> Any:
+    """Strict JSON: non-finite floats (a metric never measured) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def card_json(card: dict[str, Any], indent: int | None = None) -> str:
+    return json.dumps(_json_safe(card), indent=indent, default=str, allow_nan=False)
 
 
 def card_path_for(model_path: Path) -> Path:

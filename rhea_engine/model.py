@@ -7,6 +7,9 @@ y_flux for each flux component. The module is TorchScript-able; the exported met
 the upstream signatures so C++ consumers keep working.
 """
 
+# Buffers read as `Tensor | Module` to mypy; TorchScript rejects inline ignore comments.
+# mypy: disable-error-code="operator,arg-type,index"
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,9 +30,11 @@ _ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 
-def n_inputs(NF: int, do_fdotu: bool) -> int:
-    """Number of Lorentz-scalar inputs: NF(2NF+1) Minkowski products (+ 2NF with fdotu)."""
-    return NF * (2 * NF + 1) + (2 * NF if do_fdotu else 0)
+def n_inputs(NF: int, do_fdotu: bool, do_eln_inputs: bool = False) -> int:
+    """Number of Lorentz-scalar inputs: NF(2NF+1) Minkowski products (+ 2NF with fdotu), plus
+    with ELN inputs P(P+1)/2 products of the P = NF(NF-1)/2 ELN flavour differences and their -N."""
+    pairs = NF * (NF - 1) // 2
+    return NF * (2 * NF + 1) + (2 * NF if do_fdotu else 0) + (pairs * (pairs + 3) // 2 if do_eln_inputs else 0)
 
 
 def _block(n_in: int, n_out: int, activation: str, batchnorm: bool, dropout: float) -> list[nn.Module]:
@@ -38,7 +43,9 @@ def _block(n_in: int, n_out: int, activation: str, batchnorm: bool, dropout: flo
     layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out))
-    layers.append(_ACTIVATION_CLASSES[activation]())
+    # in place where the activation allows it: saves one allocation per layer
+    in_place = activation in ("leaky_relu", "relu", "silu")
+    layers.append(_ACTIVATION_CLASSES[activation](inplace=True) if in_place else _ACTIVATION_CLASSES[activation]())
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return layers
@@ -62,6 +69,7 @@ class FFIModel(nn.Module):
         self,
         NF: int = 3,
         do_fdotu: bool = True,
+        do_eln_inputs: bool = False,
         widths: dict[str, int] | None = None,
         nhidden: dict[str, int] | None = None,
         dropout_probability: float = 0.0,
@@ -79,10 +87,11 @@ class FFIModel(nn.Module):
         h = {"shared": 1, "stability": 1, "growthrate": 1, "density": 1, "flux": 1, **(nhidden or {})}
         self.NF = NF
         self.do_fdotu = do_fdotu
+        self.do_eln_inputs = do_eln_inputs
         self.average_heavies_in_final_state = average_heavies_in_final_state
         self.conserve_lepton_number = conserve_lepton_number
         self.ndens_to_invsec = NDENS_TO_INVSEC
-        self.NX = n_inputs(NF, do_fdotu)
+        self.NX = n_inputs(NF, do_fdotu, do_eln_inputs)
         self.Ny = (2 * NF) ** 2
         args = (activation, do_batchnorm, dropout_probability)
         self.shared = _stack(self.NX, w["shared"], h["shared"], 0, *args)
@@ -93,6 +102,12 @@ class FFIModel(nn.Module):
         iu = torch.triu_indices(2 * NF, 2 * NF)
         self.register_buffer("_triu_i", iu[0].clone(), persistent=False)
         self.register_buffer("_triu_j", iu[1].clone(), persistent=False)
+        pairs = torch.triu_indices(NF, NF, offset=1)
+        self.register_buffer("_pair_a", pairs[0].clone(), persistent=False)
+        self.register_buffer("_pair_b", pairs[1].clone(), persistent=False)
+        iu_pairs = torch.triu_indices(pairs.shape[1], pairs.shape[1])
+        self.register_buffer("_pair_triu_i", iu_pairs[0].clone(), persistent=False)
+        self.register_buffer("_pair_triu_j", iu_pairs[1].clone(), persistent=False)
         self.register_buffer("_eye_species", torch.eye(2), persistent=False)
         self.register_buffer("_eye_flavor", torch.eye(NF), persistent=False)
         # The constraints are an affine map of the raw head output, y = raw @ A + c: build A
@@ -101,9 +116,12 @@ class FFIModel(nn.Module):
             basis = torch.cat([torch.zeros(1, self.Ny), torch.eye(self.Ny)]).double()
             for name, is_density in (("dens", True), ("flux", False)):
                 images = self._constrain_reference(basis, is_density).reshape(self.Ny + 1, self.Ny)
-                # float64, cast per call: keeps the constraints exact to the working precision
-                self.register_buffer(f"_A_{name}", images[1:] - images[0], persistent=False)
-                self.register_buffer(f"_c_{name}", images[0].clone(), persistent=False)
+                # float32 for the working path; float64 masters keep double precision exact
+                A, c = images[1:] - images[0], images[0].clone()
+                self.register_buffer(f"_A_{name}", A.float(), persistent=False)
+                self.register_buffer(f"_c_{name}", c.float(), persistent=False)
+                self.register_buffer(f"_A_{name}_64", A, persistent=False)
+                self.register_buffer(f"_c_{name}_64", c, persistent=False)
 
     # ---- inputs -----------------------------------------------------------------------
     @torch.jit.export
@@ -113,18 +131,27 @@ class FFIModel(nn.Module):
         F4n = F4 / ntot[:, None, None, None]
         vec = F4n.reshape(F4n.shape[0], 4, 2 * self.NF)  # species index = s * NF + a
         dots = torch.einsum("nis,nit->nst", vec[:, :3], vec[:, :3]) - vec[:, 3, :, None] * vec[:, 3, None, :]
-        X = dots[:, self._triu_i, self._triu_j]  # type: ignore[index]
+        X = dots[:, self._triu_i, self._triu_j]
         if self.do_fdotu:
             X = torch.cat([X, -vec[:, 3]], dim=1)
+        if self.do_eln_inputs:
+            # ELN four-vector of each flavour, then its differences between flavours
+            eln = F4n[:, :, 0] - F4n[:, :, 1]  # [N, 4, NF]
+            G = eln[:, :, self._pair_a] - eln[:, :, self._pair_b]
+            G_dots = torch.einsum("nip,niq->npq", G[:, :3], G[:, :3]) - G[:, 3, :, None] * G[:, 3, None, :]
+            X = torch.cat([X, G_dots[:, self._pair_triu_i, self._pair_triu_j], -G[:, 3]], dim=1)
         return X
 
     # ---- network ----------------------------------------------------------------------
     def _y_from_raw(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
         """Constrained transfer matrix [N, 2, NF, 2, NF] from a raw head output [N, Ny]."""
-        if is_density:
-            y = torch.addmm(self._c_dens.to(raw.dtype), raw, self._A_dens.to(raw.dtype))  # type: ignore[operator, arg-type, index]
+        if raw.dtype == torch.float64:
+            A = self._A_dens_64 if is_density else self._A_flux_64
+            c = self._c_dens_64 if is_density else self._c_flux_64
         else:
-            y = torch.addmm(self._c_flux.to(raw.dtype), raw, self._A_flux.to(raw.dtype))  # type: ignore[operator, arg-type, index]
+            A = self._A_dens if is_density else self._A_flux
+            c = self._c_dens if is_density else self._c_flux
+        y = torch.addmm(c.to(raw.dtype), raw, A.to(raw.dtype))
         return y.reshape(raw.shape[0], 2, self.NF, 2, self.NF)
 
     def _constrain_reference(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
@@ -132,7 +159,7 @@ class FFIModel(nn.Module):
         NF = self.NF
         y = raw.reshape(raw.shape[0], 2, NF, 2, NF)
         # sum over output flavour must be delta(out species, in species) for each input species
-        target = self._eye_species.to(y.dtype)[None, :, None, :, None]  # type: ignore[operator, arg-type, index]
+        target = self._eye_species.to(y.dtype)[None, :, None, :, None]
         y = y + (target - y.sum(dim=2, keepdim=True)) / NF
         if self.average_heavies_in_final_state and NF > 2:
             heavy = y[:, :, 1:].mean(dim=2, keepdim=True).expand(-1, -1, NF - 1, -1, -1)
@@ -140,7 +167,7 @@ class FFIModel(nn.Module):
         if is_density and self.conserve_lepton_number == "ymatrix":
             # y[nu, a, t, b] - y[nubar, a, t, b] must be delta(a, b) (delta(t, nu) - delta(t, nubar))
             sign = torch.tensor([1.0, -1.0], dtype=y.dtype, device=y.device)
-            eln_target = self._eye_flavor.to(y.dtype)[:, None, :] * sign[None, :, None]  # type: ignore[operator, arg-type, index]
+            eln_target = self._eye_flavor.to(y.dtype)[:, None, :] * sign[None, :, None]
             excess = y[:, 0] - y[:, 1] - eln_target[None]
             y = torch.stack([y[:, 0] - excess / 2, y[:, 1] + excess / 2], dim=1)
         return y
@@ -229,6 +256,7 @@ def model_kwargs(config: TrainConfig) -> dict[str, Any]:
     return {
         "NF": config.NF,
         "do_fdotu": config.do_fdotu,
+        "do_eln_inputs": config.do_eln_inputs,
         "widths": {h: config.width(h) for h in heads},
         "nhidden": {h: config.nhidden(h) for h in heads},
         "dropout_probability": config.dropout_probability,

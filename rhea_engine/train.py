@@ -127,11 +127,8 @@ class _Trainer:
         F4_pred = self.model.F4_from_y(F4i, y_dens.float(), y_flux.float())
         out = {
             "stability": L.stability_loss(logit.float(), stab[:, -1]),
-            "ndens": L.ndens_loss(F4_pred, F4f),
-            "fluxmag": L.fluxmag_loss(F4_pred, F4f),
-            "direction": L.direction_loss(F4_pred, F4f),
             "growthrate": L.growthrate_loss(log_growth.float(), target),
-            "unphysical": L.unphysical_loss(F4_pred),
+            **L.final_state_losses(F4_pred, F4f),
         }
         return out, L.eln_violation(F4i, F4_pred)
 

@@ -22,11 +22,13 @@ from rhea_engine.losses import growthrate_target
 from rhea_engine.model import n_inputs
 
 
-def _inputs(F4: torch.Tensor, NF: int, do_fdotu: bool) -> torch.Tensor:
-    """The model's Lorentz-scalar inputs, computed in float64 (same algebra as X_from_F4)."""
+def _inputs(F4: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """The model's Lorentz-scalar inputs, computed in float64 (the model's own X_from_F4)."""
     from rhea_engine.model import FFIModel
 
-    return FFIModel(NF=NF, do_fdotu=do_fdotu, widths={"shared": 1}).X_from_F4(F4)
+    model = FFIModel(NF=layout.NF, do_fdotu=layout.do_fdotu, do_eln_inputs=layout.do_eln_inputs,
+                     widths={"shared": 1})
+    return model.X_from_F4(F4)
 
 
 @dataclass
@@ -49,10 +51,15 @@ class Packed:
 class Layout:
     NF: int
     do_fdotu: bool
+    do_eln_inputs: bool = False
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Layout:
+        return cls(config.NF, config.do_fdotu, config.do_eln_inputs)
 
     @property
     def nx(self) -> int:
-        return n_inputs(self.NF, self.do_fdotu)
+        return n_inputs(self.NF, self.do_fdotu, self.do_eln_inputs)
 
     @property
     def nf4(self) -> int:
@@ -80,40 +87,50 @@ class TrainingData:
         return TrainingData(**{**self.__dict__, **moved})
 
 
+PACK_CHUNK = 1 << 17  # rows converted at a time: bounds the float64 temporaries
+
+
+def _asymptotic_rows(F4i: torch.Tensor, F4f: torch.Tensor, sigma: torch.Tensor, layout: Layout) -> torch.Tensor:
+    n = F4i.shape[0]
+    ntot = F4i[:, 3].sum(dim=(1, 2))
+    scale = ntot[:, None, None, None]
+    return torch.cat([_inputs(F4i, layout), (F4i / scale).reshape(n, -1), (F4f / scale).reshape(n, -1),
+                      growthrate_target(sigma, ntot)[:, None]], dim=1)
+
+
+def _stability_rows(F4i: torch.Tensor, label: torch.Tensor, layout: Layout) -> torch.Tensor:
+    return torch.cat([_inputs(F4i, layout), label.reshape(-1, 1)], dim=1)
+
+
+def _pack(parts: list[tuple[np.ndarray, ...]], ncols: int, make_rows: Any) -> Packed:
+    """Fill one float32 [rows, ncols] tensor chunk by chunk (float64 arithmetic per chunk)."""
+    lengths = [int(np.asarray(part[0]).shape[0]) for part in parts]
+    packed = torch.empty((sum(lengths), ncols), dtype=torch.float32)
+    row = 0
+    for part in parts:
+        arrays = [np.asarray(a) for a in part]
+        for start in range(0, arrays[0].shape[0], PACK_CHUNK):
+            chunk = [torch.as_tensor(np.asarray(a[start:start + PACK_CHUNK], dtype=np.float64)) for a in arrays]
+            rows = make_rows(*chunk)
+            packed[row:row + rows.shape[0]] = rows
+            row += rows.shape[0]
+    return _finish(packed, lengths)
+
+
 def pack_asymptotic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], layout: Layout) -> Packed:
     """Pack [(F4_initial, F4_final, growthrate), ...] (one tuple per file) into device rows."""
-    rows, lengths = [], []
-    for F4_initial, F4_final, growthrate in parts:
-        F4i = torch.as_tensor(np.asarray(F4_initial, dtype=np.float64))
-        F4f = torch.as_tensor(np.asarray(F4_final, dtype=np.float64))
-        sigma = torch.as_tensor(np.asarray(growthrate, dtype=np.float64))
-        ntot = F4i[:, 3].sum(dim=(1, 2))
-        scale = ntot[:, None, None, None]
-        X = _inputs(F4i, layout.NF, layout.do_fdotu)
-        target = growthrate_target(sigma, ntot)
-        n = F4i.shape[0]
-        rows.append(torch.cat([X, (F4i / scale).reshape(n, -1), (F4f / scale).reshape(n, -1),
-                               target[:, None]], dim=1).to(torch.float32))
-        lengths.append(n)
-    return _finish(rows, lengths, 2 * layout.nf4 + layout.nx + 1)
+    ncols = 2 * layout.nf4 + layout.nx + 1
+    return _pack(parts, ncols, lambda F4i, F4f, sigma: _asymptotic_rows(F4i, F4f, sigma, layout))  # type: ignore[arg-type]
 
 
 def pack_stability(parts: list[tuple[np.ndarray, np.ndarray]], layout: Layout) -> Packed:
     """Pack [(F4_initial, stable), ...] (one tuple per file) into device rows."""
-    rows, lengths = [], []
-    for F4_initial, stable in parts:
-        F4i = torch.as_tensor(np.asarray(F4_initial, dtype=np.float64))
-        X = _inputs(F4i, layout.NF, layout.do_fdotu)
-        label = torch.as_tensor(np.asarray(stable, dtype=np.float64)).reshape(-1, 1)
-        rows.append(torch.cat([X, label], dim=1).to(torch.float32))
-        lengths.append(F4i.shape[0])
-    return _finish(rows, lengths, layout.nx + 1)
+    return _pack(parts, layout.nx + 1, lambda F4i, label: _stability_rows(F4i, label, layout))  # type: ignore[arg-type]
 
 
-def _finish(rows: list[torch.Tensor], lengths: list[int], ncols: int) -> Packed:
+def _finish(packed: torch.Tensor, lengths: list[int]) -> Packed:
     length = torch.tensor(lengths, dtype=torch.int64)
     offsets = torch.cumsum(length, 0) - length
-    packed = torch.cat(rows) if rows else torch.zeros((0, ncols))
     if not torch.isfinite(packed).all():
         raise DataError("Non-finite values remained in the training rows after reading; check the input files.")
     return Packed(packed.contiguous(), offsets, length)
@@ -167,7 +184,7 @@ def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | Non
     from rhea_engine import data as rdata
 
     files = manifest if manifest is not None else data_manifest(config)
-    layout = Layout(config.NF, config.do_fdotu)
+    layout = Layout.of(config)
     from rhea_engine.data.split import DataSet, augment_permutation, subsample, train_test_split_set
 
     def prepare(loaded: DataSet, path: str, seed: int) -> tuple[DataSet, DataSet]:
@@ -206,7 +223,7 @@ def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | Non
 def data_from_arrays(config: TrainConfig, asymptotic: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                      stable: list[tuple[np.ndarray, np.ndarray]]) -> TrainingData:
     """Build TrainingData from in-memory arrays (one tuple per 'file'), split as files are."""
-    layout = Layout(config.NF, config.do_fdotu)
+    layout = Layout.of(config)
     asym = [_split(list(a), config.test_size, config.random_seed + i) for i, a in enumerate(asymptotic)]
     stab = [_split(list(s), config.test_size, config.random_seed + 1000 + i) for i, s in enumerate(stable)]
     return TrainingData(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class RheaApp(App[None]):
 
             for handle in sorted(self.attached):
                 try:
-                    self.gateway.call(lambda store, h=handle: stop_run(store, h))
+                    self.gateway.call(functools.partial(stop_run, handle=handle))
                 except RheaError:
                     pass  # already finished
         self.gateway.close()
@@ -182,7 +183,9 @@ class RheaApp(App[None]):
     def on_poll_failed(self, message: PollFailed) -> None:
         if message.error != self._last_error:
             self._last_error = message.error
-            self.notify(message.error, title="Cannot read the run store", severity="error")
+            self.notify(
+                message.error, title="Cannot read the run store", severity="error", markup=False
+            )
 
     def refresh_screens(self) -> None:
         """Let the top screen redraw from the held data; a modal on top defers it."""
@@ -237,14 +240,20 @@ class RheaApp(App[None]):
             else:
                 message = action(self.home, *args)
         except RheaError as exc:
-            self.call_from_thread(self.notify, exc.message, title=exc.title, severity="error")
+            self.call_from_thread(
+                self.notify, exc.message, title=exc.title, severity="error", markup=False
+            )
         except Exception as exc:  # noqa: BLE001 - report, never crash the monitor
             self.call_from_thread(
-                self.notify, f"{type(exc).__name__}: {exc}", title=title, severity="error"
+                self.notify,
+                f"{type(exc).__name__}: {exc}",
+                title=title,
+                severity="error",
+                markup=False,
             )
         else:
             if message:
-                self.call_from_thread(self.notify, message, title=title)
+                self.call_from_thread(self.notify, message, title=title, markup=False)
         self._force = True
         self.call_from_thread(self.start_poll)
 

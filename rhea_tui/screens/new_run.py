@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -129,7 +130,7 @@ class NewRunScreen(ModalScreen[str | None]):
         for input_ in self.query(Input):
             input_.set_class(input_.id == f"field-{field}", "-invalid")
         message = self.query_one("#form-error", Static)
-        message.update(error or "")
+        message.update(Text(error or ""))
         message.set_class(bool(error), "shown")
         self.query_one("#launch", Button).disabled = error is not None
         self.resolved = resolved
@@ -181,13 +182,13 @@ class NewRunScreen(ModalScreen[str | None]):
     def _failed(self, message: str) -> None:
         self.launching = False
         error = self.query_one("#form-error", Static)
-        error.update(message)
+        error.update(Text(message))
         error.add_class("shown")
 
     def _started(self, message: str, detach: bool) -> None:
         handle = message.split()[0]
         if not detach:
             self.rhea.attached.add(handle)
-        self.rhea.notify(message, title="New run")
+        self.rhea.notify(message, title="New run", markup=False)
         self.rhea.start_poll()
         self.dismiss(handle)

@@ -28,6 +28,7 @@ HELP = [
     ("Esc", "back to the runs"),
     ("i", "show or hide the status and config panel"),
     ("l", "show or hide the log tail"),
+    ("a", "show every config key, or only those changed from the defaults"),
     ("s / r", "stop / resume this run"),
     ("e", "export this run"),
     ("Tab", "move between plots, panel and log (arrows scroll)"),
@@ -42,6 +43,7 @@ class RunScreen(Screen[None]):
         Binding("escape,backspace", "back", "Back"),
         Binding("i", "toggle_details", "Details"),
         Binding("l", "toggle_log", "Log"),
+        Binding("a", "toggle_config", "All config", show=False),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
@@ -54,6 +56,7 @@ class RunScreen(Screen[None]):
         self.handle = handle
         self._log_key: tuple[object, ...] = ()
         self._details_key: tuple[object, ...] = ()
+        self.all_config = False
 
     @property
     def rhea(self) -> RheaApp:
@@ -121,10 +124,13 @@ class RunScreen(Screen[None]):
             len(row.checkpoints),
             len(row.evaluation),
             int(now // 60),
+            self.all_config,
         )
         if details_key != self._details_key:
             self._details_key = details_key
-            self.query_one("#run-details-text", Static).update(details_panel(row, now))
+            self.query_one("#run-details-text", Static).update(
+                details_panel(row, now, self.all_config)
+            )
         size, tail = self.rhea.logs.get(self.handle, (0, ""))
         log_key = (size, row.status, row.error)
         if log_key != self._log_key:
@@ -138,6 +144,10 @@ class RunScreen(Screen[None]):
 
     def action_toggle_details(self) -> None:
         self.toggle_class("show-details")
+
+    def action_toggle_config(self) -> None:
+        self.all_config = not self.all_config
+        self.update_data()
 
     def action_toggle_log(self) -> None:
         self.toggle_class("hide-log")

@@ -10,6 +10,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -185,7 +186,8 @@ class RunsScreen(Screen[None]):
             parts.append("none yet: press n to start one")
         view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
         if self.filter_text or self.status_filter:
-            view.append(f"filter {self.filter_text} {self.status_filter or ''}".strip())
+            typed = escape(f"{self.filter_text} {self.status_filter or ''}".strip())
+            view.append(f"filter {typed}")
             view.append(f"{len(self.shown)} shown")
         if self.group:
             view.append("grouped by sweep")

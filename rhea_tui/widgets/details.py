@@ -48,7 +48,7 @@ def evaluation_table(evaluation: dict[str, float]) -> RenderableType:
     return table
 
 
-def details_panel(row: RunRow, now: float) -> RenderableType:
+def details_panel(row: RunRow, now: float, all_config: bool = False) -> RenderableType:
     """Status, where it runs, data, checkpoints, final evaluation and the config."""
     label, style = status_text(row.status)
     info = Table.grid(padding=(0, 1))
@@ -93,18 +93,22 @@ def details_panel(row: RunRow, now: float) -> RenderableType:
         parts.append(Text("none yet", style="dim"))
     parts += [Text(""), _section("final evaluation")]
     parts.append(evaluation_table(row.evaluation) if row.evaluation else Text("not yet", "dim"))
-    parts += [Text(""), _section("config (changed from defaults first)")]
-    parts.append(config_table(row.config))
+    parts += [Text(""), _section("config" if all_config else "config (changed from defaults)")]
+    parts.append(config_table(row.config, all_config))
+    if not all_config:
+        parts.append(Text("the other keys are at their defaults (a shows all)", style="dim"))
     return Group(*parts)
 
 
-def config_table(config: dict[str, Any]) -> Table:
+def config_table(config: dict[str, Any], all_keys: bool = False) -> Table:
+    """The keys that differ from the defaults (bold), then, with `all_keys`, the rest (dim)."""
     defaults = default_config().to_dict()
     changed = [k for k in config if defaults.get(k, object()) != config[k]]
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    for key in changed + [k for k in config if k not in changed]:
+    rest = [k for k in config if k not in changed] if all_keys else []
+    for key in changed + rest:
         value = config[key]
         text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         table.add_row(key, Text(text, style="" if key in changed else "dim"))

@@ -128,7 +128,7 @@ class MetricPlot(PlotextPlot):
             return Text(f"{self.title}\n(no data yet)", style="dim")
         if self.log_y:
             plt.yscale("log")
-        plt.xticks(epoch_ticks(min(xs), max(xs)))
+        plt.xticks([float(x) for x in epoch_ticks(min(xs), max(xs))])
         y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (height - 4) // 2)), self.log_y)
         plt.yticks(y_ticks, [fmt_num(v) for v in y_ticks])
         self.draws += 1

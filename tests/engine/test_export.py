@@ -68,9 +68,14 @@ def test_torchscript_keeps_upstream_methods_and_matches_eager(
     assert result.parity["max_F4_final_over_ntot"] <= 1e-6
 
 
+def _reject_constant(name: str) -> None:
+    raise AssertionError(f"the model card holds {name}, which strict JSON readers reject")
+
+
 def test_model_card_describes_the_export(rhea_home: Path, run_path: Path) -> None:
     result = export_run(rhea_home, "tiny", best=True, cpu=True)
-    card = json.loads(result.card_path.read_text())
+    card = json.loads(result.card_path.read_text(), parse_constant=_reject_constant)  # strict JSON
+    assert card["metrics"]["evaluation"]["model_growth_err"] is None  # NaN: never measured
     assert result.card_path == result.path.with_name(result.path.stem + ".card.json")
     assert card["run"]["name"] == "tiny" and card["checkpoint"]["epoch"] == 5
     assert card["checkpoint"]["path"].endswith("best.pt")

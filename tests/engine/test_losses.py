@@ -131,3 +131,16 @@ def test_losses_are_differentiable(fn: object) -> None:
     loss, _ = fn(pred, true)  # type: ignore[operator]
     loss.backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_final_state_losses_match_separate_functions() -> None:
+    true = _F4(50)
+    pred = true + 0.05 * torch.randn_like(true)
+    pred[3, 3, 0, 0] = -0.01  # an unphysical entry
+    true[:, :3, 1, 2] = 0.0  # a species without flux
+    fused = L.final_state_losses(pred, true)
+    separate = {"ndens": L.ndens_loss(pred, true), "fluxmag": L.fluxmag_loss(pred, true),
+                "direction": L.direction_loss(pred, true), "unphysical": L.unphysical_loss(pred)}
+    for task, (loss, max_err) in separate.items():
+        assert torch.allclose(fused[task][0], loss, rtol=1e-12, atol=0), task
+        assert torch.allclose(fused[task][1], max_err, rtol=1e-12, atol=0), task

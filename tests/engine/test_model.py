@@ -185,3 +185,23 @@ def test_affine_constraints_equal_reference(lepton: str, heavies: bool) -> None:
         fast = model._y_from_raw(raw, is_density)
         reference = model._constrain_reference(raw, is_density)
         assert torch.allclose(fast, reference, atol=1e-13, rtol=0)
+
+
+def test_eln_inputs_option() -> None:
+    model = _model(do_eln_inputs=True)
+    F4 = _F4()
+    X = model.X_from_F4(F4)
+    assert X.shape == (64, n_inputs(3, True, True)) == (64, 36)
+    assert torch.equal(X[:, :27], _model().X_from_F4(F4))
+    # G_{e,mu} from the ELN four-vectors: G.G = |F_G|^2 - N_G^2, then -N_G at the end
+    Fn = F4 / F4[:, 3].sum(dim=(1, 2))[:, None, None, None]
+    eln = Fn[:, :, 0] - Fn[:, :, 1]
+    G = eln[:, :, 0] - eln[:, :, 1]
+    assert torch.allclose(X[:, 27], (G[:, :3] ** 2).sum(1) - G[:, 3] ** 2, atol=1e-15)
+    assert torch.allclose(X[:, -3], -G[:, 3], atol=1e-15)
+    rotated = F4.clone()
+    rotated[:, :3] = torch.einsum("ij,njsa->nisa", _rotation(4), F4[:, :3])
+    assert torch.allclose(model.X_from_F4(rotated), X, atol=1e-12, rtol=0)
+    eager = build_model(TrainConfig(do_eln_inputs=True)).eval()
+    scripted = torch.jit.script(eager)
+    assert torch.equal(scripted.predict_all(F4.float())[0], eager.predict_all(F4.float())[0])

@@ -198,3 +198,18 @@ def test_data_errors(tmp_path: Path) -> None:
     assert loaded.asym_train.n + loaded.asym_test.n > 0
     assert {f["kind"] for f in loaded.files} == {"asymptotic", "stable"}
     assert all(len(f["sha256"]) == 64 for f in loaded.files)
+
+
+def test_subsampling_and_augmentation_options(tmp_path: Path) -> None:
+    a_path, s_path = write_h5_sets(tmp_path / "data", n=600)
+    files = {"database_list": (str(a_path),), "stable_database_list": (str(s_path), str(s_path))}
+    plain = load_training_data(tiny_config(**files))
+    small = load_training_data(tiny_config(samples_per_database=100, **files))
+    assert small.asym_train.n + small.asym_test.n == 100
+    assert small.stab_train.n + small.stab_test.n == 200 and small.stab_train.lengths.tolist() == [80, 80]
+    drawn = load_training_data(tiny_config(random_samples_per_database=50, **files))
+    assert drawn.asym_train.n + drawn.asym_test.n == 50
+    augmented = load_training_data(tiny_config(do_augment_permutation=True, **files))
+    assert augmented.asym_test.n == plain.asym_test.n  # only the training split is augmented
+    assert augmented.asym_train.n >= plain.asym_train.n
+    assert torch.isfinite(augmented.asym_train.rows).all()

@@ -50,6 +50,11 @@ async def test_runs_table_lists_every_run_with_its_status(home: Path) -> None:
         assert table._layout == ["lr-a", "lr-b", "lr-c"]
         await pilot.press("escape")
         assert len(table._layout) == 6
+        await pilot.press("slash", "[", "b", "enter")  # markup-like text is just text
+        assert table._layout == [] and "filter [b" in str(
+            app.screen.query_one("#runs-summary", Static).render()
+        )
+        await pilot.press("escape")
         await pilot.press("g")
         assert table._layout[0] == "sweep:" and "sweep:lr" in table._layout
         await pilot.press("g", "o")  # sort by test loss: the best run first
@@ -240,10 +245,31 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
             assert process.wait(timeout=10) == 0
             assert (home / "runs" / "worker" / "checkpoints" / "last.pt").is_file()
             stopped_at = app.row("worker").last_epoch
-            # export the stopped run, then resume it and stop it again, all from the keys
+            # export the stopped run, then resume it and stop it again, all from the keys;
+            # the export key must end as the engine's export does (a model, or its error)
+            from rhea_engine.errors import RheaError
+            from rhea_engine.export import export_run
+
+            try:
+                export_run(home, "worker", output=tmp_path / "reference.pt")
+                reason = None
+            except RheaError as exc:
+                reason = exc.message
+            said: list[str] = []  # every message the app shows, kept past its timeout
+            notify = app.notify
+
+            def record(message: str, *args: object, **kwargs: object) -> None:
+                said.append(message)
+                notify(message, *args, **kwargs)  # type: ignore[arg-type]
+
+            app.notify = record  # type: ignore[method-assign]
             await pilot.press("e")
             exports = home / "runs" / "worker" / "exports"
-            await wait_for(pilot, lambda: exports.is_dir() and any(exports.glob("*.pt")), 60)
+            if reason is None:
+                await wait_for(pilot, lambda: exports.is_dir() and any(exports.glob("*.pt")), 60)
+            else:
+                await wait_for(pilot, lambda: reason in said, 60)
+                assert not exports.exists()
             await pilot.press("r")
             await wait_for(pilot, lambda: app.row("worker").last_epoch > stopped_at + 1, 60)
             assert app.row("worker").status == "running"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
-RHEA = Path(sys.executable).with_name("rhea")
+_SCRIPT = Path(sys.executable).with_name("rhea")
+RHEA = str(_SCRIPT) if _SCRIPT.exists() else f"{sys.executable} -m rhea_tui.cli"
 
 
 class Tmux:
