@@ -58,16 +58,29 @@ def make_files(directory: Path, rows: int, seed: int = 7) -> TrainConfig:
 def config_for(directory: Path, **changes: object) -> TrainConfig:
     base: dict[str, object] = {f"width_{h}": 32 for h in HEADS}
     base.update({f"nhidden_{h}": 1 for h in HEADS})
-    base.update(database_list=(str(directory / "asymptotic.h5"),),
-                stable_database_list=(str(directory / "stable_a.h5"), str(directory / "stable_b.h5")),
-                do_batchnorm=True, batch_size=4096, epoch_num_samples=200_000, device="cpu",
-                warmup_iters=0, learning_rate=1e-3, output_every=10_000, test_size=0.1)
+    base.update(
+        database_list=(str(directory / "asymptotic.h5"),),
+        stable_database_list=(str(directory / "stable_a.h5"), str(directory / "stable_b.h5")),
+        do_batchnorm=True,
+        batch_size=4096,
+        epoch_num_samples=200_000,
+        device="cpu",
+        warmup_iters=0,
+        learning_rate=1e-3,
+        output_every=10_000,
+        test_size=0.1,
+    )
     base.update(changes)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
-def reference_epoch(model: FFIModel, optimizer: torch.optim.Optimizer, asym_sets: list[TensorDataset],
-                    stab_sets: list[TensorDataset], config: TrainConfig) -> float:
+def reference_epoch(
+    model: FFIModel,
+    optimizer: torch.optim.Optimizer,
+    asym_sets: list[TensorDataset],
+    stab_sets: list[TensorDataset],
+    config: TrainConfig,
+) -> float:
     """The usual pattern: ConcatDataset + WeightedRandomSampler + DataLoader, zip of two loaders."""
 
     def loader(sets: list[TensorDataset]) -> DataLoader:
@@ -107,22 +120,39 @@ def reference_data(config: TrainConfig) -> tuple[list[TensorDataset], list[Tenso
     asym, stab = [], []
     for path in config.database_list:
         s = load_asymptotic(path)
-        asym.append(TensorDataset(*(torch.as_tensor(a, dtype=torch.float32)
-                                    for a in (s.F4_initial, s.F4_final, s.growth_rate))))
+        asym.append(
+            TensorDataset(
+                *(
+                    torch.as_tensor(a, dtype=torch.float32)
+                    for a in (s.F4_initial, s.F4_final, s.growth_rate)
+                )
+            )
+        )
     for path in config.stable_database_list:
         t = load_stable(path)
-        stab.append(TensorDataset(torch.as_tensor(t.F4_initial, dtype=torch.float32),
-                                  torch.as_tensor(t.stable, dtype=torch.float32)))
+        stab.append(
+            TensorDataset(
+                torch.as_tensor(t.F4_initial, dtype=torch.float32),
+                torch.as_tensor(t.stable, dtype=torch.float32),
+            )
+        )
     return asym, stab
 
 
 def linear_flops_per_sample(model: FFIModel) -> float:
     """Forward + backward FLOPs of the linear layers for one asymptotic + one stability row."""
+
     def stack_flops(seq: torch.nn.Sequential) -> float:
-        return sum(2.0 * m.in_features * m.out_features for m in seq if isinstance(m, torch.nn.Linear))
+        return sum(
+            2.0 * m.in_features * m.out_features for m in seq if isinstance(m, torch.nn.Linear)
+        )
 
     forward = 2 * stack_flops(model.shared) + stack_flops(model.stability_head)
-    forward += stack_flops(model.growthrate_head) + stack_flops(model.density_head) + stack_flops(model.flux_head)
+    forward += (
+        stack_flops(model.growthrate_head)
+        + stack_flops(model.density_head)
+        + stack_flops(model.flux_head)
+    )
     return 3.0 * forward  # backward costs about twice the forward (input and weight gradients)
 
 
@@ -160,8 +190,13 @@ train(cfg, checkpoint_dir=d / 'ckpt_big', evaluate_at_end=False)
 print(json.dumps({{'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   'rss_before_gib': base / 2**20, 'seconds': time.time() - t0}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -176,13 +211,17 @@ def main() -> None:
         directory = Path(tmp)
         t0 = time.time()
         config = make_files(directory, args.rows)
-        print(f"data: {args.rows} asymptotic rows (1 file), {args.rows} stability rows (2 files), "
-              f"synthetic, written in {time.time() - t0:.1f} s")
+        print(
+            f"data: {args.rows} asymptotic rows (1 file), {args.rows} stability rows (2 files), "
+            f"synthetic, written in {time.time() - t0:.1f} s"
+        )
         data = load_training_data(config)
         asym_sets, stab_sets = reference_data(config)
         torch.manual_seed(0)
         ref_model = build_model(config)
-        ref_opt = torch.optim.AdamW(ref_model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        ref_opt = torch.optim.AdamW(
+            ref_model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
         rhea_rates, ref_rates = [], []
 
         class SideBySide(Callbacks):
@@ -201,30 +240,49 @@ def main() -> None:
                     ref_rates.append(config.epoch_num_samples / ref_cpu)
                 self.mark = time.process_time()
 
-        train(config.replace(epochs=args.epochs + 1), callbacks=SideBySide(), checkpoint_dir=directory / "ckpt",
-              data=data, evaluate_at_end=False)
+        train(
+            config.replace(epochs=args.epochs + 1),
+            callbacks=SideBySide(),
+            checkpoint_dir=directory / "ckpt",
+            data=data,
+            evaluate_at_end=False,
+        )
         rhea, ref = statistics.median(rhea_rates), statistics.median(ref_rates)
-        print("model: width 32, nhidden 1, batchnorm; batch 4096; epoch_num_samples 200000; 1 thread")
-        print("(Rhea's figure is whole epochs: sampling, training, full test-split evaluation, checkpoints)")
-        print(f"Rhea loop:      {rhea:12,.0f} samples per CPU-second  (epochs: "
-              f"{', '.join(f'{r:,.0f}' for r in rhea_rates)})")
-        print(f"reference loop: {ref:12,.0f} samples per CPU-second  (epochs: "
-              f"{', '.join(f'{r:,.0f}' for r in ref_rates)})")
+        print(
+            "model: width 32, nhidden 1, batchnorm; batch 4096; epoch_num_samples 200000; 1 thread"
+        )
+        print(
+            "(Rhea's figure is whole epochs: sampling, training, full test-split evaluation, checkpoints)"
+        )
+        print(
+            f"Rhea loop:      {rhea:12,.0f} samples per CPU-second  (epochs: "
+            f"{', '.join(f'{r:,.0f}' for r in rhea_rates)})"
+        )
+        print(
+            f"reference loop: {ref:12,.0f} samples per CPU-second  (epochs: "
+            f"{', '.join(f'{r:,.0f}' for r in ref_rates)})"
+        )
         print(f"ratio:          {rhea / ref:12.1f} x   (target >= 6x)")
         flops = linear_flops_per_sample(build_model(config))
         peak_rep = sgemm_gflops(8192, 32, 32, repeat=200)
         peak_big = sgemm_gflops(1024, 1024, 1024, repeat=5)
         print(f"model FLOPs per sample (linear layers, forward + backward): {flops:,.0f}")
-        print(f"one-thread sgemm: {peak_rep:.1f} GFLOP/s at 8192x32x32 (the model's shape), "
-              f"{peak_big:.1f} GFLOP/s at 1024^3")
+        print(
+            f"one-thread sgemm: {peak_rep:.1f} GFLOP/s at 8192x32x32 (the model's shape), "
+            f"{peak_big:.1f} GFLOP/s at 1024^3"
+        )
         achieved = rhea * flops / 1e9
-        print(f"Rhea achieves {achieved:.2f} GFLOP/s of linear-layer work: {achieved / peak_rep:.0%} of the "
-              f"same-shape sgemm roofline, {achieved / peak_big:.0%} of the large-sgemm peak")
+        print(
+            f"Rhea achieves {achieved:.2f} GFLOP/s of linear-layer work: {achieved / peak_rep:.0%} of the "
+            f"same-shape sgemm roofline, {achieved / peak_big:.0%} of the large-sgemm peak"
+        )
         if not args.skip_memory:
             mem = peak_memory_2m(directory)
-            print(f"2,000,000 asymptotic + 2,000,000 stability rows: peak RSS {mem['peak_rss_gib']:.2f} GiB "
-                  f"(process after writing the files: {mem['rss_before_gib']:.2f} GiB), one epoch incl. "
-                  f"loading in {mem['seconds']:.0f} s")
+            print(
+                f"2,000,000 asymptotic + 2,000,000 stability rows: peak RSS {mem['peak_rss_gib']:.2f} GiB "
+                f"(of which writing the test files: {mem['rss_before_gib']:.2f} GiB), one epoch incl. "
+                f"loading in {mem['seconds']:.0f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise RunError(f"Checkpoint '{file}' does not exist.")
     try:
         ckpt = torch.load(file, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
-            AttributeError, ValueError) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        AttributeError,
+        ValueError,
+    ) as exc:
         raise RunError(
             f"'{file}' could not be read as a Rhea checkpoint ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). It may be damaged, "

@@ -25,13 +25,15 @@ def _predict(model: FFIModel, F4: np.ndarray, device: torch.device) -> tuple[np.
     outs: list[list[np.ndarray]] = [[], [], []]
     with torch.no_grad():
         for start in range(0, F4.shape[0], CHUNK):
-            batch = torch.as_tensor(F4[start:start + CHUNK], dtype=torch.float32, device=device)
+            batch = torch.as_tensor(F4[start : start + CHUNK], dtype=torch.float32, device=device)
             for store, value in zip(outs, model.predict_all(batch), strict=True):
                 store.append(value.double().cpu().numpy())
     return tuple(np.concatenate(o) if o else np.zeros((0,)) for o in outs)
 
 
-def final_state_errors(F4_initial: np.ndarray, F4_pred: np.ndarray, F4_true: np.ndarray) -> dict[str, float]:
+def final_state_errors(
+    F4_initial: np.ndarray, F4_pred: np.ndarray, F4_true: np.ndarray
+) -> dict[str, float]:
     ntot = F4_initial[:, 3].sum(axis=(1, 2))
     dN = np.abs(F4_pred[:, 3] - F4_true[:, 3]) / ntot[:, None, None]
     d_eln = (F4_pred[:, 3, 0] - F4_pred[:, 3, 1]) - (F4_initial[:, 3, 0] - F4_initial[:, 3, 1])
@@ -69,11 +71,16 @@ def evaluate_arrays(
     finally:
         model.train(was_training)
     label = np.asarray(stable) > 0.5
-    out: dict[str, Any] = {"n_test_asymptotic": float(F4_initial.shape[0]), "n_test_stable": float(label.size)}
+    out: dict[str, Any] = {
+        "n_test_asymptotic": float(F4_initial.shape[0]),
+        "n_test_stable": float(label.size),
+    }
     for key, value in final_state_errors(F4_initial, F4_pred, F4_final).items():
         out[f"model_{key}"] = value
     out["model_growthrate_log_err"] = growthrate_log_error(sigma_pred, growthrate)
-    out["model_stability_accuracy"] = float(((p_stable > 0.5) == label).mean()) if label.size else float("nan")
+    out["model_stability_accuracy"] = (
+        float(((p_stable > 0.5) == label).mean()) if label.size else float("nan")
+    )
     for key, value in final_state_errors(F4_initial, F4_initial, F4_final).items():
         out[f"identity_{key}"] = value
     out["identity_stability_accuracy"] = float(label.mean()) if label.size else float("nan")
@@ -92,5 +99,12 @@ def evaluate_arrays(
 
 def evaluate(model: FFIModel, data: TrainingData, with_box3d: bool = True) -> dict[str, float]:
     """Evaluate on the float64 test arrays kept in `data`."""
-    return evaluate_arrays(model, data.test_F4_initial, data.test_F4_final, data.test_growthrate,
-                           data.test_stable_F4_initial, data.test_stable, with_box3d=with_box3d)
+    return evaluate_arrays(
+        model,
+        data.test_F4_initial,
+        data.test_F4_final,
+        data.test_growthrate,
+        data.test_stable_F4_initial,
+        data.test_stable,
+        with_box3d=with_box3d,
+    )

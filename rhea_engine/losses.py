@@ -39,7 +39,11 @@ def direction_loss(F4n_pred: torch.Tensor, F4n_true: torch.Tensor, tiny: float =
     """mean(1 - F_pred_hat . F_true_hat) over species whose true flux is non-zero."""
     true_mag = _magnitude(F4n_true[:, :3])
     pred_mag = _magnitude(F4n_pred[:, :3])
-    dot = F4n_pred[:, 0] * F4n_true[:, 0] + F4n_pred[:, 1] * F4n_true[:, 1] + F4n_pred[:, 2] * F4n_true[:, 2]
+    dot = (
+        F4n_pred[:, 0] * F4n_true[:, 0]
+        + F4n_pred[:, 1] * F4n_true[:, 1]
+        + F4n_pred[:, 2] * F4n_true[:, 2]
+    )
     cos = dot / (pred_mag * true_mag).clamp_min(tiny * tiny)
     mask = (true_mag > tiny).to(cos.dtype)
     err = (1.0 - cos) * mask
@@ -74,12 +78,16 @@ def unphysical_loss(F4n_pred: torch.Tensor) -> Loss:
     N = F4n_pred[:, 3]
     negative = torch.clamp(N, max=0.0)
     F = F4n_pred
-    superluminal = torch.clamp(F[:, 0].square() + F[:, 1].square() + F[:, 2].square() - N.square(), min=0.0)
+    superluminal = torch.clamp(
+        F[:, 0].square() + F[:, 1].square() + F[:, 2].square() - N.square(), min=0.0
+    )
     loss = negative.square().mean() + superluminal.mean()
     return loss, torch.maximum(negative.abs().max(), superluminal.max())
 
 
-def final_state_losses(F4n_pred: torch.Tensor, F4n_true: torch.Tensor, tiny: float = 1e-12) -> dict[str, Loss]:
+def final_state_losses(
+    F4n_pred: torch.Tensor, F4n_true: torch.Tensor, tiny: float = 1e-12
+) -> dict[str, Loss]:
     """ndens, fluxmag, direction and unphysical in one pass, sharing the flux magnitudes.
 
     Same values as the four separate functions; the training loop's fast path.
@@ -100,8 +108,10 @@ def final_state_losses(F4n_pred: torch.Tensor, F4n_true: torch.Tensor, tiny: flo
         "ndens": (dN.square().mean(), dN.abs().max()),
         "fluxmag": (dmag.square().mean(), dmag.abs().max()),
         "direction": (dir_err.sum() / mask.sum().clamp_min(1.0), dir_err.abs().max()),
-        "unphysical": (negative.square().mean() + superluminal.mean(),
-                       torch.maximum(negative.abs().max(), superluminal.max())),
+        "unphysical": (
+            negative.square().mean() + superluminal.mean(),
+            torch.maximum(negative.abs().max(), superluminal.max()),
+        ),
     }
 
 
@@ -120,8 +130,11 @@ def combine_fixed(losses: dict[str, torch.Tensor], multipliers: dict[str, float]
     return total
 
 
-def combine_learned(losses: dict[str, torch.Tensor], multipliers: dict[str, float],
-                    log_vars: dict[str, torch.Tensor]) -> torch.Tensor:
+def combine_learned(
+    losses: dict[str, torch.Tensor],
+    multipliers: dict[str, float],
+    log_vars: dict[str, torch.Tensor],
+) -> torch.Tensor:
     """Kendall, Gal & Cipolla (2018): sum exp(-s_k) m_k L_k + s_k for tasks with a learned s_k;
     tasks without one (the unphysical penalty) keep their fixed multiplier."""
     total = torch.zeros((), device=next(iter(losses.values())).device)
@@ -146,7 +159,9 @@ def pcgrad(grads: list[torch.Tensor], order: list[list[int]]) -> torch.Tensor:
         for j in order[i]:
             g_j = grads[j]
             dot = torch.dot(g_i, g_j)
-            coeff = torch.where(dot < 0, dot / g_j.square().sum().clamp_min(1e-30), torch.zeros_like(dot))
+            coeff = torch.where(
+                dot < 0, dot / g_j.square().sum().clamp_min(1e-30), torch.zeros_like(dot)
+            )
             g_i = g_i - coeff * g_j
         projected.append(g_i)
     return torch.stack(projected).sum(dim=0)

@@ -34,25 +34,44 @@ def n_inputs(NF: int, do_fdotu: bool, do_eln_inputs: bool = False) -> int:
     """Number of Lorentz-scalar inputs: NF(2NF+1) Minkowski products (+ 2NF with fdotu), plus
     with ELN inputs P(P+1)/2 products of the P = NF(NF-1)/2 ELN flavour differences and their -N."""
     pairs = NF * (NF - 1) // 2
-    return NF * (2 * NF + 1) + (2 * NF if do_fdotu else 0) + (pairs * (pairs + 3) // 2 if do_eln_inputs else 0)
+    return (
+        NF * (2 * NF + 1)
+        + (2 * NF if do_fdotu else 0)
+        + (pairs * (pairs + 3) // 2 if do_eln_inputs else 0)
+    )
 
 
-def _block(n_in: int, n_out: int, activation: str, batchnorm: bool, dropout: float) -> list[nn.Module]:
+def _block(
+    n_in: int, n_out: int, activation: str, batchnorm: bool, dropout: float
+) -> list[nn.Module]:
     if activation not in ACTIVATIONS:
-        raise ConfigError(f"Activation must be one of {', '.join(ACTIVATIONS)}; got '{activation}'.")
+        raise ConfigError(
+            f"Activation must be one of {', '.join(ACTIVATIONS)}; got '{activation}'."
+        )
     layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out))
     # in place where the activation allows it: saves one allocation per layer
     in_place = activation in ("leaky_relu", "relu", "silu")
-    layers.append(_ACTIVATION_CLASSES[activation](inplace=True) if in_place else _ACTIVATION_CLASSES[activation]())
+    layers.append(
+        _ACTIVATION_CLASSES[activation](inplace=True)
+        if in_place
+        else _ACTIVATION_CLASSES[activation]()
+    )
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return layers
 
 
-def _stack(n_in: int, width: int, nhidden: int, n_out: int, activation: str, batchnorm: bool,
-           dropout: float) -> nn.Sequential:
+def _stack(
+    n_in: int,
+    width: int,
+    nhidden: int,
+    n_out: int,
+    activation: str,
+    batchnorm: bool,
+    dropout: float,
+) -> nn.Sequential:
     """One input block, `nhidden` hidden blocks of `width`, then (if n_out > 0) a linear read-out."""
     layers = _block(n_in, width, activation, batchnorm, dropout)
     for _ in range(nhidden):
@@ -83,8 +102,22 @@ class FFIModel(nn.Module):
             raise ConfigError(
                 f"conserve_lepton_number must be none, direct or ymatrix; got '{conserve_lepton_number}'."
             )
-        w = {"shared": 64, "stability": 32, "growthrate": 32, "density": 32, "flux": 32, **(widths or {})}
-        h = {"shared": 1, "stability": 1, "growthrate": 1, "density": 1, "flux": 1, **(nhidden or {})}
+        w = {
+            "shared": 64,
+            "stability": 32,
+            "growthrate": 32,
+            "density": 32,
+            "flux": 32,
+            **(widths or {}),
+        }
+        h = {
+            "shared": 1,
+            "stability": 1,
+            "growthrate": 1,
+            "density": 1,
+            "flux": 1,
+            **(nhidden or {}),
+        }
         self.NF = NF
         self.do_fdotu = do_fdotu
         self.do_eln_inputs = do_eln_inputs
@@ -130,7 +163,10 @@ class FFIModel(nn.Module):
         ntot = F4[:, 3].sum(dim=(1, 2))
         F4n = F4 / ntot[:, None, None, None]
         vec = F4n.reshape(F4n.shape[0], 4, 2 * self.NF)  # species index = s * NF + a
-        dots = torch.einsum("nis,nit->nst", vec[:, :3], vec[:, :3]) - vec[:, 3, :, None] * vec[:, 3, None, :]
+        dots = (
+            torch.einsum("nis,nit->nst", vec[:, :3], vec[:, :3])
+            - vec[:, 3, :, None] * vec[:, 3, None, :]
+        )
         X = dots[:, self._triu_i, self._triu_j]
         if self.do_fdotu:
             X = torch.cat([X, -vec[:, 3]], dim=1)
@@ -138,7 +174,10 @@ class FFIModel(nn.Module):
             # ELN four-vector of each flavour, then its differences between flavours
             eln = F4n[:, :, 0] - F4n[:, :, 1]  # [N, 4, NF]
             G = eln[:, :, self._pair_a] - eln[:, :, self._pair_b]
-            G_dots = torch.einsum("nip,niq->npq", G[:, :3], G[:, :3]) - G[:, 3, :, None] * G[:, 3, None, :]
+            G_dots = (
+                torch.einsum("nip,niq->npq", G[:, :3], G[:, :3])
+                - G[:, 3, :, None] * G[:, 3, None, :]
+            )
             X = torch.cat([X, G_dots[:, self._pair_triu_i, self._pair_triu_j], -G[:, 3]], dim=1)
         return X
 
@@ -172,7 +211,9 @@ class FFIModel(nn.Module):
             y = torch.stack([y[:, 0] - excess / 2, y[:, 1] + excess / 2], dim=1)
         return y
 
-    def heads_from_X(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads_from_X(
+        self, X: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(stability logit [N], log growth rate [N], y_dens, y_flux) from inputs X."""
         z = self.shared(X)
         logit = self.stability_head(z).squeeze(1)
@@ -181,7 +222,9 @@ class FFIModel(nn.Module):
         y_flux = self._y_from_raw(self.flux_head(z), False)
         return logit, log_growth, y_dens, y_flux
 
-    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, X: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.heads_from_X(X)
 
     def forward_train(
@@ -200,14 +243,18 @@ class FFIModel(nn.Module):
 
     # ---- outputs ----------------------------------------------------------------------
     @torch.jit.export
-    def F4_from_y(self, F4_initial: torch.Tensor, y_dens: torch.Tensor, y_flux: torch.Tensor) -> torch.Tensor:
+    def F4_from_y(
+        self, F4_initial: torch.Tensor, y_dens: torch.Tensor, y_flux: torch.Tensor
+    ) -> torch.Tensor:
         """Final F4 [N, 4, 2, NF] from the initial F4 and the transfer matrices."""
         # species index s * NF + a; contract the (in species, in flavour) axis
         n, NF = F4_initial.shape[0], self.NF
         S = 2 * NF
         F4_species = F4_initial.reshape(n, 4, S).contiguous()
         N_final = (y_dens.reshape(n, S, S) * F4_species[:, 3:]).sum(dim=2).reshape(n, 2, NF)
-        F_final = torch.bmm(F4_species[:, :3], y_flux.reshape(n, S, S).transpose(1, 2)).reshape(n, 3, 2, NF)
+        F_final = torch.bmm(F4_species[:, :3], y_flux.reshape(n, S, S).transpose(1, 2)).reshape(
+            n, 3, 2, NF
+        )
         if self.conserve_lepton_number == "direct":
             eln_initial = F4_initial[:, 3, 0] - F4_initial[:, 3, 1]
             excess = N_final[:, 0] - N_final[:, 1] - eln_initial
@@ -215,7 +262,9 @@ class FFIModel(nn.Module):
         return torch.cat([F_final, N_final[:, None]], dim=1)
 
     @torch.jit.export
-    def predict_all(self, F4_initial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict_all(
+        self, F4_initial: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(F4_final [N,4,2,NF], growth rate [N] in 1/s, stability [N] in [0, 1])."""
         X = self.X_from_F4(F4_initial)
         logit, log_growth, y_dens, y_flux = self.heads_from_X(X)
@@ -231,13 +280,17 @@ class FFIModel(nn.Module):
         return torch.sigmoid(self.stability_head(self.shared(X)).squeeze(1))
 
     @torch.jit.export
-    def predict_WhiskyTHC(self, F4_initial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict_WhiskyTHC(
+        self, F4_initial: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(y_dens, y_flux [N,2,NF,2,NF], growth rate [N] in 1/s, zero where stability > 0.5)."""
         X = self.X_from_F4(F4_initial)
         logit, log_growth, y_dens, y_flux = self.heads_from_X(X)
         ntot = F4_initial[:, 3].sum(dim=(1, 2))
         growthrate = torch.exp(log_growth) * ntot * self.ndens_to_invsec
-        growthrate = torch.where(torch.sigmoid(logit) > 0.5, torch.zeros_like(growthrate), growthrate)
+        growthrate = torch.where(
+            torch.sigmoid(logit) > 0.5, torch.zeros_like(growthrate), growthrate
+        )
         return y_dens, y_flux, growthrate
 
     @torch.jit.export
@@ -280,7 +333,9 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> FFIModel:
         config = from_dict(ckpt["config"])
         state = ckpt["model"]
     except KeyError as exc:
-        raise RunError(f"The checkpoint lacks the entry {exc}; it is not a Rhea checkpoint.") from exc
+        raise RunError(
+            f"The checkpoint lacks the entry {exc}; it is not a Rhea checkpoint."
+        ) from exc
     model = build_model(config)
     model.load_state_dict(state)
     return model.eval()

@@ -22,7 +22,7 @@ from torch import nn
 from rhea_engine import losses as L
 from rhea_engine.checkpoint import FORMAT, epoch_path, load_checkpoint, save_checkpoint
 from rhea_engine.config import TrainConfig, from_dict
-from rhea_engine.errors import DeviceError, DivergedError
+from rhea_engine.errors import DeviceError, DivergedError, RunError
 from rhea_engine.model import FFIModel, build_model
 from rhea_engine.train_data import TrainingData, epoch_indices, load_training_data
 
@@ -61,12 +61,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"Device '{name}' was requested but CUDA is not available on this machine; "
-                              "use --device cpu or --device auto.")
+            raise DeviceError(
+                f"Device '{name}' was requested but CUDA is not available on this machine; "
+                "use --device cpu or --device auto."
+            )
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"Device '{name}' does not exist: this machine has "
-                              f"{torch.cuda.device_count()} CUDA device(s).")
+            raise DeviceError(
+                f"Device '{name}' does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
     return torch.device(name)
 
 
@@ -81,8 +85,8 @@ class TaskWeights(nn.Module):
 def _split_rows(rows: torch.Tensor, nx: int, nf4: int) -> tuple[torch.Tensor, ...]:
     n = rows.shape[0]
     X = rows[:, :nx]
-    F4i = rows[:, nx:nx + nf4].reshape(n, 4, 2, -1)
-    F4f = rows[:, nx + nf4:nx + 2 * nf4].reshape(n, 4, 2, -1)
+    F4i = rows[:, nx : nx + nf4].reshape(n, 4, 2, -1)
+    F4f = rows[:, nx + nf4 : nx + 2 * nf4].reshape(n, 4, 2, -1)
     return X, F4i, F4f, rows[:, -1]
 
 
@@ -103,10 +107,17 @@ class _Trainer:
         self.optimizer = _make_optimizer(config, params)
         warm = max(config.warmup_iters, 1)
         self.warmup = torch.optim.lr_scheduler.LinearLR(
-            self.optimizer, start_factor=1.0 / warm if config.warmup_iters else 1.0, total_iters=warm)
+            self.optimizer,
+            start_factor=1.0 / warm if config.warmup_iters else 1.0,
+            total_iters=warm,
+        )
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=config.factor, patience=config.patience,
-            cooldown=config.cooldown, min_lr=config.min_lr)
+            self.optimizer,
+            factor=config.factor,
+            patience=config.patience,
+            cooldown=config.cooldown,
+            min_lr=config.min_lr,
+        )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.random_seed)
         self.pcgrad_generator = torch.Generator()
@@ -119,11 +130,13 @@ class _Trainer:
         self.autocast = config.autocast_bf16 and device.type == "cuda"
 
     # ---- one forward pass and the six task losses -------------------------------------
-    def task_losses(self, asym: torch.Tensor, stab: torch.Tensor) -> tuple[dict[str, L.Loss], torch.Tensor]:
+    def task_losses(
+        self, asym: torch.Tensor, stab: torch.Tensor
+    ) -> tuple[dict[str, L.Loss], torch.Tensor]:
         X_a, F4i, F4f, target = _split_rows(asym, self.nx, self.nf4)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else nullcontext()
         with ctx:
-            logit, log_growth, y_dens, y_flux = self.forward(X_a, stab[:, :self.nx])
+            logit, log_growth, y_dens, y_flux = self.forward(X_a, stab[:, : self.nx])
         F4_pred = self.model.F4_from_y(F4i, y_dens.float(), y_flux.float())
         out = {
             "stability": L.stability_loss(logit.float(), stab[:, -1]),
@@ -142,10 +155,20 @@ class _Trainer:
         grads = []
         active = [t for t in TASKS if self.multipliers[t] > 0]
         for k, task in enumerate(active):
-            g = torch.autograd.grad(self.multipliers[task] * values[task], params,
-                                    retain_graph=k < len(active) - 1, allow_unused=True)
-            grads.append(torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
-                                    for gi, p in zip(g, params, strict=True)]))
+            g = torch.autograd.grad(
+                self.multipliers[task] * values[task],
+                params,
+                retain_graph=k < len(active) - 1,
+                allow_unused=True,
+            )
+            grads.append(
+                torch.cat(
+                    [
+                        (gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                        for gi, p in zip(g, params, strict=True)
+                    ]
+                )
+            )
         order = []
         for i in range(len(active)):
             others = [j for j in range(len(active)) if j != i]
@@ -154,7 +177,7 @@ class _Trainer:
         flat = L.pcgrad(grads, order)
         start = 0
         for p in params:
-            p.grad = flat[start:start + p.numel()].view_as(p).clone()
+            p.grad = flat[start : start + p.numel()].view_as(p).clone()
             start += p.numel()
 
     # ---- epochs -------------------------------------------------------------------------
@@ -194,13 +217,17 @@ class _Trainer:
                 first_bad = torch.minimum(first_bad, torch.where(bad, b, first_bad))
                 eln = torch.maximum(eln, eln_batch.detach())
             nbatches += 1
-        return torch.cat([sums / max(nbatches, 1), maxes, first_bad.to(sums.dtype), eln[None]]), False
+        return torch.cat(
+            [sums / max(nbatches, 1), maxes, first_bad.to(sums.dtype), eln[None]]
+        ), False
 
     @torch.no_grad()
     def test_metrics(self) -> torch.Tensor:
         self.model.eval()
         asym, stab = self.data.asym_test.rows, self.data.stab_test.rows
-        nchunks = max(math.ceil(asym.shape[0] / EVAL_CHUNK), math.ceil(stab.shape[0] / EVAL_CHUNK), 1)
+        nchunks = max(
+            math.ceil(asym.shape[0] / EVAL_CHUNK), math.ceil(stab.shape[0] / EVAL_CHUNK), 1
+        )
         sums = torch.zeros(len(TASKS), device=self.device)
         maxes = torch.zeros(len(TASKS), device=self.device)
         eln = torch.zeros((), device=self.device)
@@ -209,7 +236,9 @@ class _Trainer:
             a = _chunk(asym, c, nchunks)
             s = _chunk(stab, c, nchunks)
             out, eln_chunk = self.task_losses(a, s)
-            rows = torch.tensor([s.shape[0]] + [a.shape[0]] * 5, device=self.device, dtype=sums.dtype)
+            rows = torch.tensor(
+                [s.shape[0]] + [a.shape[0]] * 5, device=self.device, dtype=sums.dtype
+            )
             sums += torch.stack([out[t][0] for t in TASKS]) * rows
             weight += rows
             maxes = torch.maximum(maxes, torch.stack([out[t][1] for t in TASKS]))
@@ -218,17 +247,30 @@ class _Trainer:
 
     # ---- checkpoint dicts -----------------------------------------------------------------
     def state(self, kind: str) -> dict[str, Any]:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "sampler": self.generator.get_state(),
-                               "pcgrad": self.pcgrad_generator.get_state()}
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "sampler": self.generator.get_state(),
+            "pcgrad": self.pcgrad_generator.get_state(),
+        }
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return _clone({
-            "format": FORMAT, "kind": kind, "epoch": self.epoch, "best_test_loss": self.best_test_loss,
-            "config": self.config.to_dict(), "model": self.model.state_dict(),
-            "task_weights": self.weights.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": {"warmup": self.warmup.state_dict(), "plateau": self.plateau.state_dict()},
-            "rng": rng,
-        })
+        return _clone(
+            {
+                "format": FORMAT,
+                "kind": kind,
+                "epoch": self.epoch,
+                "best_test_loss": self.best_test_loss,
+                "config": self.config.to_dict(),
+                "model": self.model.state_dict(),
+                "task_weights": self.weights.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": {
+                    "warmup": self.warmup.state_dict(),
+                    "plateau": self.plateau.state_dict(),
+                },
+                "rng": rng,
+            }
+        )
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -239,8 +281,11 @@ class _Trainer:
         self.epoch = int(ckpt["epoch"])
         self.best_test_loss = float(ckpt["best_test_loss"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-        self.generator.set_state(ckpt["rng"]["sampler"].to("cpu") if self.device.type == "cpu"
-                                 else ckpt["rng"]["sampler"])
+        self.generator.set_state(
+            ckpt["rng"]["sampler"].to("cpu")
+            if self.device.type == "cpu"
+            else ckpt["rng"]["sampler"]
+        )
         self.pcgrad_generator.set_state(ckpt["rng"]["pcgrad"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
@@ -248,7 +293,7 @@ class _Trainer:
 
 def _chunk(rows: torch.Tensor, c: int, nchunks: int) -> torch.Tensor:
     size = math.ceil(rows.shape[0] / nchunks)
-    return rows[c * size:(c + 1) * size]
+    return rows[c * size : (c + 1) * size]
 
 
 def _clone(value: Any) -> Any:
@@ -300,10 +345,23 @@ def train(
     resumed_from = None
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from, map_location=device)
-        trainer.restore(ckpt)
+        try:
+            trainer.restore(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise RunError(
+                f"The checkpoint {resume_from} does not fit this run's configuration (the network "
+                f"or optimizer settings changed since it was written): {str(exc).splitlines()[0]}"
+            ) from exc
         resumed_from = trainer.epoch
-    cb.on_start({"device": str(device), "total_epochs": config.epochs, "resumed_from_epoch": resumed_from,
-                 "data": data.files, "n_parameters": sum(p.numel() for p in trainer.model.parameters())})
+    cb.on_start(
+        {
+            "device": str(device),
+            "total_epochs": config.epochs,
+            "resumed_from_epoch": resumed_from,
+            "data": data.files,
+            "n_parameters": sum(p.numel() for p in trainer.model.parameters()),
+        }
+    )
     snapshot = trainer.state("stop")
     best_model_state: dict[str, Any] | None = None
     metrics: dict[str, float] = {}
@@ -318,13 +376,24 @@ def train(
         train_stats, stopped = trainer.train_epoch(should_stop)
         if stopped:
             write("stop", ckpt_dir / "last.pt", snapshot)
-            return TrainResult(trainer.epoch, trainer.best_test_loss, True, metrics, model=trainer.model)
+            return TrainResult(
+                trainer.epoch, trainer.best_test_loss, True, metrics, model=trainer.model
+            )
         t_train = time.perf_counter() - t0
         test_stats = trainer.test_metrics()
         host = torch.cat([train_stats, test_stats]).tolist()  # the one synchronisation per epoch
         k = len(TASKS)
-        train_mean, train_max, first_bad, eln_train = host[:k], host[k:2 * k], host[2 * k:3 * k], host[3 * k]
-        test_mean, test_max, eln_test = host[3 * k + 1:4 * k + 1], host[4 * k + 1:5 * k + 1], host[5 * k + 1]
+        train_mean, train_max, first_bad, eln_train = (
+            host[:k],
+            host[k : 2 * k],
+            host[2 * k : 3 * k],
+            host[3 * k],
+        )
+        test_mean, test_max, eln_test = (
+            host[3 * k + 1 : 4 * k + 1],
+            host[4 * k + 1 : 5 * k + 1],
+            host[5 * k + 1],
+        )
         task = _first_bad_task(first_bad)
         if task is not None:
             raise DivergedError(epoch, task)
@@ -333,10 +402,20 @@ def train(
             raise DivergedError(epoch, bad_test[0])
         metrics = {}
         for i, t in enumerate(TASKS):
-            metrics.update({f"{t}_train_loss": train_mean[i], f"{t}_test_loss": test_mean[i],
-                            f"{t}_train_max": train_max[i], f"{t}_test_max": test_max[i]})
-        metrics["train_loss"] = sum(trainer.multipliers[t] * train_mean[i] for i, t in enumerate(TASKS))
-        metrics["test_loss"] = sum(trainer.multipliers[t] * test_mean[i] for i, t in enumerate(TASKS))
+            metrics.update(
+                {
+                    f"{t}_train_loss": train_mean[i],
+                    f"{t}_test_loss": test_mean[i],
+                    f"{t}_train_max": train_max[i],
+                    f"{t}_test_max": test_max[i],
+                }
+            )
+        metrics["train_loss"] = sum(
+            trainer.multipliers[t] * train_mean[i] for i, t in enumerate(TASKS)
+        )
+        metrics["test_loss"] = sum(
+            trainer.multipliers[t] * test_mean[i] for i, t in enumerate(TASKS)
+        )
         metrics["ELN_violation"] = eln_train
         metrics["ELN_violation_test"] = eln_test
         metrics["learning_rate"] = float(trainer.optimizer.param_groups[0]["lr"])
@@ -371,7 +450,9 @@ def train(
         best_path = ckpt_dir / "best.pt"
         if best_model_state is None and best_path.is_file():  # resumed past the best epoch
             best_model_state = load_checkpoint(best_path, map_location=device)["model"]
-        best.load_state_dict(best_model_state if best_model_state is not None else trainer.model.state_dict())
+        best.load_state_dict(
+            best_model_state if best_model_state is not None else trainer.model.state_dict()
+        )
         result.evaluation = evaluate(best.eval(), data)
         cb.on_evaluation(result.evaluation)
     return result

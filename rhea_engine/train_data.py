@@ -26,8 +26,12 @@ def _inputs(F4: torch.Tensor, layout: Layout) -> torch.Tensor:
     """The model's Lorentz-scalar inputs, computed in float64 (the model's own X_from_F4)."""
     from rhea_engine.model import FFIModel
 
-    model = FFIModel(NF=layout.NF, do_fdotu=layout.do_fdotu, do_eln_inputs=layout.do_eln_inputs,
-                     widths={"shared": 1})
+    model = FFIModel(
+        NF=layout.NF,
+        do_fdotu=layout.do_fdotu,
+        do_eln_inputs=layout.do_eln_inputs,
+        widths={"shared": 1},
+    )
     return model.X_from_F4(F4)
 
 
@@ -83,19 +87,31 @@ class TrainingData:
     files: list[dict[str, Any]] = field(default_factory=list)  # {"path", "sha256", "kind"}
 
     def to(self, device: torch.device) -> TrainingData:
-        moved = {k: getattr(self, k).to(device) for k in ("asym_train", "asym_test", "stab_train", "stab_test")}
+        moved = {
+            k: getattr(self, k).to(device)
+            for k in ("asym_train", "asym_test", "stab_train", "stab_test")
+        }
         return TrainingData(**{**self.__dict__, **moved})
 
 
 PACK_CHUNK = 1 << 17  # rows converted at a time: bounds the float64 temporaries
 
 
-def _asymptotic_rows(F4i: torch.Tensor, F4f: torch.Tensor, sigma: torch.Tensor, layout: Layout) -> torch.Tensor:
+def _asymptotic_rows(
+    F4i: torch.Tensor, F4f: torch.Tensor, sigma: torch.Tensor, layout: Layout
+) -> torch.Tensor:
     n = F4i.shape[0]
     ntot = F4i[:, 3].sum(dim=(1, 2))
     scale = ntot[:, None, None, None]
-    return torch.cat([_inputs(F4i, layout), (F4i / scale).reshape(n, -1), (F4f / scale).reshape(n, -1),
-                      growthrate_target(sigma, ntot)[:, None]], dim=1)
+    return torch.cat(
+        [
+            _inputs(F4i, layout),
+            (F4i / scale).reshape(n, -1),
+            (F4f / scale).reshape(n, -1),
+            growthrate_target(sigma, ntot)[:, None],
+        ],
+        dim=1,
+    )
 
 
 def _stability_rows(F4i: torch.Tensor, label: torch.Tensor, layout: Layout) -> torch.Tensor:
@@ -110,14 +126,19 @@ def _pack(parts: list[tuple[np.ndarray, ...]], ncols: int, make_rows: Any) -> Pa
     for part in parts:
         arrays = [np.asarray(a) for a in part]
         for start in range(0, arrays[0].shape[0], PACK_CHUNK):
-            chunk = [torch.as_tensor(np.asarray(a[start:start + PACK_CHUNK], dtype=np.float64)) for a in arrays]
+            chunk = [
+                torch.as_tensor(np.asarray(a[start : start + PACK_CHUNK], dtype=np.float64))
+                for a in arrays
+            ]
             rows = make_rows(*chunk)
-            packed[row:row + rows.shape[0]] = rows
+            packed[row : row + rows.shape[0]] = rows
             row += rows.shape[0]
     return _finish(packed, lengths)
 
 
-def pack_asymptotic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], layout: Layout) -> Packed:
+def pack_asymptotic(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], layout: Layout
+) -> Packed:
     """Pack [(F4_initial, F4_final, growthrate), ...] (one tuple per file) into device rows."""
     ncols = 2 * layout.nf4 + layout.nx + 1
     return _pack(parts, ncols, lambda F4i, F4f, sigma: _asymptotic_rows(F4i, F4f, sigma, layout))  # type: ignore[arg-type]
@@ -132,7 +153,9 @@ def _finish(packed: torch.Tensor, lengths: list[int]) -> Packed:
     length = torch.tensor(lengths, dtype=torch.int64)
     offsets = torch.cumsum(length, 0) - length
     if not torch.isfinite(packed).all():
-        raise DataError("Non-finite values remained in the training rows after reading; check the input files.")
+        raise DataError(
+            "Non-finite values remained in the training rows after reading; check the input files."
+        )
     return Packed(packed.contiguous(), offsets, length)
 
 
@@ -153,10 +176,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _split(arrays: list[np.ndarray], test_size: float, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _split(
+    arrays: list[np.ndarray], test_size: float, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     n = arrays[0].shape[0]
     if n < 2:
-        raise DataError(f"A data file has {n} usable row(s); at least 2 are needed to split train and test.")
+        raise DataError(
+            f"A data file has {n} usable row(s); at least 2 are needed to split train and test."
+        )
     order = np.random.default_rng(seed).permutation(n)
     n_test = min(max(1, int(round(test_size * n))), n - 1)
     test, train = order[:n_test], order[n_test:]
@@ -168,9 +195,14 @@ def data_manifest(config: TrainConfig) -> list[dict[str, Any]]:
     if not config.database_list:
         raise DataError("No asymptotic data files given: set database_list (--data FILE.h5).")
     if not config.stable_database_list:
-        raise DataError("No stability data files given: set stable_database_list (--stable-data FILE.h5).")
+        raise DataError(
+            "No stability data files given: set stable_database_list (--stable-data FILE.h5)."
+        )
     out = []
-    for kind, paths in (("asymptotic", config.database_list), ("stable", config.stable_database_list)):
+    for kind, paths in (
+        ("asymptotic", config.database_list),
+        ("stable", config.stable_database_list),
+    ):
         for path in paths:
             file = Path(path)
             if not file.is_file():
@@ -179,7 +211,9 @@ def data_manifest(config: TrainConfig) -> list[dict[str, Any]]:
     return out
 
 
-def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | None = None) -> TrainingData:
+def load_training_data(
+    config: TrainConfig, manifest: list[dict[str, Any]] | None = None
+) -> TrainingData:
     """Read `database_list` and `stable_database_list`, split each file, pack on the CPU."""
     from rhea_engine import data as rdata
 
@@ -189,8 +223,12 @@ def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | Non
 
     def prepare(loaded: DataSet, path: str, seed: int) -> tuple[DataSet, DataSet]:
         if int(loaded.nf) != config.NF:
-            raise DataError(f"'{path}' holds NF = {loaded.nf} flavours but the config asks for NF = {config.NF}.")
-        loaded = subsample(loaded, config.samples_per_database, config.random_samples_per_database, seed)
+            raise DataError(
+                f"'{path}' holds NF = {loaded.nf} flavours but the config asks for NF = {config.NF}."
+            )
+        loaded = subsample(
+            loaded, config.samples_per_database, config.random_samples_per_database, seed
+        )
         train_set, test_set = train_test_split_set(loaded, config.test_size, seed)
         if config.do_augment_permutation:
             train_set = augment_permutation(train_set)
@@ -220,12 +258,20 @@ def load_training_data(config: TrainConfig, manifest: list[dict[str, Any]] | Non
     )
 
 
-def data_from_arrays(config: TrainConfig, asymptotic: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                     stable: list[tuple[np.ndarray, np.ndarray]]) -> TrainingData:
+def data_from_arrays(
+    config: TrainConfig,
+    asymptotic: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    stable: list[tuple[np.ndarray, np.ndarray]],
+) -> TrainingData:
     """Build TrainingData from in-memory arrays (one tuple per 'file'), split as files are."""
     layout = Layout.of(config)
-    asym = [_split(list(a), config.test_size, config.random_seed + i) for i, a in enumerate(asymptotic)]
-    stab = [_split(list(s), config.test_size, config.random_seed + 1000 + i) for i, s in enumerate(stable)]
+    asym = [
+        _split(list(a), config.test_size, config.random_seed + i) for i, a in enumerate(asymptotic)
+    ]
+    stab = [
+        _split(list(s), config.test_size, config.random_seed + 1000 + i)
+        for i, s in enumerate(stable)
+    ]
     return TrainingData(
         layout=layout,
         asym_train=pack_asymptotic([tuple(a[0]) for a in asym], layout),  # type: ignore[misc]

@@ -42,10 +42,20 @@ def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout Rhea runs from, or (None, None) outside git."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit or None, bool(status.strip())
@@ -73,9 +83,12 @@ def _make_callbacks(writer: RunWriter, heartbeat: _Heartbeat, total_epochs: int)
         def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
             writer.epoch(epoch, metrics)
             heartbeat.epoch = epoch
-            print(f"epoch {epoch}/{total_epochs}  train_loss {metrics['train_loss']:.4e}  "
-                  f"test_loss {metrics['test_loss']:.4e}  ELN {metrics['ELN_violation']:.2e}  "
-                  f"lr {metrics['learning_rate']:.2e}  {metrics['epoch_seconds']:.1f}s", flush=True)
+            print(
+                f"epoch {epoch}/{total_epochs}  train_loss {metrics['train_loss']:.4e}  "
+                f"test_loss {metrics['test_loss']:.4e}  ELN {metrics['ELN_violation']:.2e}  "
+                f"lr {metrics['learning_rate']:.2e}  {metrics['epoch_seconds']:.1f}s",
+                flush=True,
+            )
 
         def on_checkpoint(self, epoch: int, path: Path, kind: str) -> None:
             writer.checkpoint(epoch, path, kind)
@@ -118,13 +131,24 @@ def run_worker(run_dir: str | Path, resume: bool = False) -> int:
             writer.log("No checkpoint to resume from; starting from scratch.")
         commit, dirty = git_state()
         manifest = data_manifest(config)
-        writer.start(device=str(device), total_epochs=config.epochs, git_commit=commit, git_dirty=dirty,
-                     data=manifest, resumed_from_epoch=resumed_epoch)
+        writer.start(
+            device=str(device),
+            total_epochs=config.epochs,
+            git_commit=commit,
+            git_dirty=dirty,
+            data=manifest,
+            resumed_from_epoch=resumed_epoch,
+        )
         heartbeat.epoch = epoch_reached = resumed_epoch or 0
         data = load_training_data(config, manifest=manifest)
-        result = train(config, callbacks=_make_callbacks(writer, heartbeat, config.epochs),
-                       checkpoint_dir=run_path / CHECKPOINT_DIR, resume_from=resume_from,
-                       should_stop=stop.is_set, data=data)
+        result = train(
+            config,
+            callbacks=_make_callbacks(writer, heartbeat, config.epochs),
+            checkpoint_dir=run_path / CHECKPOINT_DIR,
+            resume_from=resume_from,
+            should_stop=stop.is_set,
+            data=data,
+        )
         epoch_reached = result.epochs_completed
         if result.stopped:
             writer.status("stopped", epoch=epoch_reached)
@@ -134,17 +158,28 @@ def run_worker(run_dir: str | Path, resume: bool = False) -> int:
             print(f"completed {epoch_reached} epochs", flush=True)
         return 0
     except DivergedError as exc:
-        writer.status("diverged", error=exc.message, epoch=exc.epoch, task=exc.task,
-                      traceback=traceback.format_exc())
+        writer.status(
+            "diverged",
+            error=exc.message,
+            epoch=exc.epoch,
+            task=exc.task,
+            traceback=traceback.format_exc(),
+        )
         print(exc.message, file=sys.stderr, flush=True)
         return 2
     except RheaError as exc:
-        writer.status("failed", error=exc.message, traceback=traceback.format_exc(), epoch=epoch_reached)
+        writer.status(
+            "failed", error=exc.message, traceback=traceback.format_exc(), epoch=epoch_reached
+        )
         print(exc.message, file=sys.stderr, flush=True)
         return 2
     except BaseException as exc:  # noqa: BLE001 - every failure must reach events.jsonl
-        writer.status("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-                      epoch=epoch_reached)
+        writer.status(
+            "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+            epoch=epoch_reached,
+        )
         traceback.print_exc()
         return 1
     finally:
@@ -156,8 +191,10 @@ def run_worker(run_dir: str | Path, resume: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rhea_engine.runs.worker",
-                                     description="Train one Rhea run in its run directory.")
+    parser = argparse.ArgumentParser(
+        prog="python -m rhea_engine.runs.worker",
+        description="Train one Rhea run in its run directory.",
+    )
     parser.add_argument("run_dir", help="the run directory (holds config.json)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     args = parser.parse_args(argv)

@@ -67,7 +67,9 @@ def test_ndens_fluxmag_direction() -> None:
     assert float(L.direction_loss(pred, true)[0]) < 1e-12
     pred[:, 3] += 0.01
     loss, max_err = L.ndens_loss(pred, true)
-    assert math.isclose(float(loss), 1e-4, rel_tol=1e-9) and math.isclose(float(max_err), 0.01, rel_tol=1e-9)
+    assert math.isclose(float(loss), 1e-4, rel_tol=1e-9) and math.isclose(
+        float(max_err), 0.01, rel_tol=1e-9
+    )
     flipped = true.clone()
     flipped[:, :3] *= -1
     assert math.isclose(float(L.direction_loss(flipped, true)[0]), 2.0, rel_tol=1e-12)
@@ -106,7 +108,11 @@ def test_eln_violation() -> None:
 
 
 def test_combinations() -> None:
-    values = {"ndens": torch.tensor(2.0), "stability": torch.tensor(0.5), "unphysical": torch.tensor(1.0)}
+    values = {
+        "ndens": torch.tensor(2.0),
+        "stability": torch.tensor(0.5),
+        "unphysical": torch.tensor(1.0),
+    }
     mult = {"ndens": 1.0, "stability": 2.0, "unphysical": 10.0}
     assert float(L.combine_fixed(values, mult)) == 13.0
     s = {"ndens": torch.tensor(math.log(2.0)), "stability": torch.tensor(0.0)}
@@ -139,8 +145,12 @@ def test_final_state_losses_match_separate_functions() -> None:
     pred[3, 3, 0, 0] = -0.01  # an unphysical entry
     true[:, :3, 1, 2] = 0.0  # a species without flux
     fused = L.final_state_losses(pred, true)
-    separate = {"ndens": L.ndens_loss(pred, true), "fluxmag": L.fluxmag_loss(pred, true),
-                "direction": L.direction_loss(pred, true), "unphysical": L.unphysical_loss(pred)}
+    separate = {
+        "ndens": L.ndens_loss(pred, true),
+        "fluxmag": L.fluxmag_loss(pred, true),
+        "direction": L.direction_loss(pred, true),
+        "unphysical": L.unphysical_loss(pred),
+    }
     for task, (loss, max_err) in separate.items():
         assert torch.allclose(fused[task][0], loss, rtol=1e-12, atol=0), task
         assert torch.allclose(fused[task][1], max_err, rtol=1e-12, atol=0), task

@@ -60,10 +60,13 @@ def test_eln_conservation_options() -> None:
 
 
 def test_heavy_averaging_gives_equal_mu_tau_rows() -> None:
-    _, _, y_dens, _ = _model(average_heavies_in_final_state=True, conserve_lepton_number="none").heads_from_X(
-        _model().X_from_F4(_F4()))
+    _, _, y_dens, _ = _model(
+        average_heavies_in_final_state=True, conserve_lepton_number="none"
+    ).heads_from_X(_model().X_from_F4(_F4()))
     assert torch.equal(y_dens[:, :, 1], y_dens[:, :, 2])
-    _, _, y_dens, _ = _model(average_heavies_in_final_state=False).heads_from_X(_model().X_from_F4(_F4()))
+    _, _, y_dens, _ = _model(average_heavies_in_final_state=False).heads_from_X(
+        _model().X_from_F4(_F4())
+    )
     assert not torch.equal(y_dens[:, :, 1], y_dens[:, :, 2])
 
 
@@ -150,8 +153,9 @@ def test_jit_script_matches_eager(lepton: str) -> None:
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_every_activation_builds(activation: str) -> None:
-    model = build_model(TrainConfig(activation=activation, do_batchnorm=False, nhidden_shared=2,
-                                    width_shared=8)).eval()
+    model = build_model(
+        TrainConfig(activation=activation, do_batchnorm=False, nhidden_shared=2, width_shared=8)
+    ).eval()
     assert torch.isfinite(model.predict_all(_F4(8).float())[0]).all()
     layers = [type(m).__name__.lower() for m in model.shared]
     assert any(activation.replace("_", "") in name for name in layers)

@@ -51,8 +51,15 @@ def test_tiny_training_learns_and_conserves(tmp_path: Path, data) -> None:  # ty
     first, last = rec.epochs[0][1], rec.epochs[-1][1]
     assert last["test_loss"] < 0.8 * first["test_loss"]
     names = {f"{t}_{s}_{k}" for t in TASKS for s in ("train", "test") for k in ("loss", "max")}
-    names |= {"train_loss", "test_loss", "ELN_violation", "ELN_violation_test", "learning_rate",
-              "epoch_seconds", "samples_per_second"}
+    names |= {
+        "train_loss",
+        "test_loss",
+        "ELN_violation",
+        "ELN_violation_test",
+        "learning_rate",
+        "epoch_seconds",
+        "samples_per_second",
+    }
     assert set(last) == names
     assert last["ELN_violation"] < 1e-6 and last["ELN_violation_test"] < 1e-6
     # the trained model conserves flavour-summed number exactly and ELN (direct) to float precision
@@ -77,7 +84,15 @@ def test_tiny_training_learns_and_conserves(tmp_path: Path, data) -> None:  # ty
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["epoch"] == 6 and ckpt["config"]["epochs"] == 6
     raw = torch.load(tmp_path / "epoch_00006.pt", weights_only=True)
-    assert set(raw) >= {"model", "optimizer", "scheduler", "config", "epoch", "best_test_loss", "rng"}
+    assert set(raw) >= {
+        "model",
+        "optimizer",
+        "scheduler",
+        "config",
+        "epoch",
+        "best_test_loss",
+        "rng",
+    }
     assert all(isinstance(v, torch.Tensor) for v in raw["rng"].values() if not isinstance(v, list))
     loaded = model_from_checkpoint(raw)
     with torch.no_grad():
@@ -88,21 +103,33 @@ def test_resume_is_bit_for_bit(tmp_path: Path, data) -> None:  # type: ignore[no
     config = tiny_config(epochs=4, dropout_probability=0.1, warmup_iters=2)
     straight = train(config, checkpoint_dir=tmp_path / "a", data=data, evaluate_at_end=False)
     train(config.replace(epochs=2), checkpoint_dir=tmp_path / "b", data=data, evaluate_at_end=False)
-    resumed = train(config, checkpoint_dir=tmp_path / "b", data=data, evaluate_at_end=False,
-                    resume_from=tmp_path / "b" / "last.pt")
+    resumed = train(
+        config,
+        checkpoint_dir=tmp_path / "b",
+        data=data,
+        evaluate_at_end=False,
+        resume_from=tmp_path / "b" / "last.pt",
+    )
     assert resumed.epochs_completed == 4
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.last_metrics["test_loss"] == straight.last_metrics["test_loss"]
-    ca, cb = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    ca, cb = (
+        load_checkpoint(tmp_path / "a" / "last.pt"),
+        load_checkpoint(tmp_path / "b" / "last.pt"),
+    )
     assert ca["scheduler"]["warmup"] == cb["scheduler"]["warmup"]
     assert torch.equal(ca["rng"]["sampler"], cb["rng"]["sampler"])
 
 
 def test_latest_checkpoint_and_bad_files(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
-    train(tiny_config(epochs=3, output_every=2), checkpoint_dir=run / "checkpoints", data=data,
-          evaluate_at_end=False)
+    train(
+        tiny_config(epochs=3, output_every=2),
+        checkpoint_dir=run / "checkpoints",
+        data=data,
+        evaluate_at_end=False,
+    )
     latest = latest_checkpoint(run)
     assert latest is not None and load_checkpoint(latest)["epoch"] == 3
     assert latest_checkpoint(tmp_path / "nothing") is None
@@ -123,14 +150,18 @@ def test_task_weightings_train(tmp_path: Path, data, weighting: str) -> None:  #
     metrics = rec.epochs[-1][1]
     assert np.isfinite(metrics["test_loss"])
     if weighting == "learned":
-        weights = [metrics[f"weight_{t}"] for t in ("stability", "ndens", "fluxmag", "direction", "growthrate")]
+        weights = [
+            metrics[f"weight_{t}"]
+            for t in ("stability", "ndens", "fluxmag", "direction", "growthrate")
+        ]
         assert all(w > 0 for w in weights) and any(w != 1.0 for w in weights)
     else:
         assert not any(k.startswith("weight_") for k in metrics)
 
 
-@pytest.mark.parametrize("changes", [{"learning_rate": 1e30, "optimizer": "sgd"},
-                                     {"loss_multiplier_ndens": 1e39}])
+@pytest.mark.parametrize(
+    "changes", [{"learning_rate": 1e30, "optimizer": "sgd"}, {"loss_multiplier_ndens": 1e39}]
+)
 def test_divergence_names_epoch_and_task(tmp_path: Path, data, changes: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     rec = Recorder()
     with pytest.raises(DivergedError) as info:
@@ -150,8 +181,13 @@ def test_should_stop_writes_stop_checkpoint_of_last_finished_epoch(tmp_path: Pat
         calls["n"] += 1
         return calls["n"] > batches_per_epoch + 3  # mid-way through epoch 2
 
-    result = train(tiny_config(epochs=5, output_every=10), callbacks=rec, checkpoint_dir=tmp_path, data=data,
-                   should_stop=should_stop)
+    result = train(
+        tiny_config(epochs=5, output_every=10),
+        callbacks=rec,
+        checkpoint_dir=tmp_path,
+        data=data,
+        should_stop=should_stop,
+    )
     assert result.stopped and result.epochs_completed == 1
     assert rec.checkpoints[-1][2] == "stop" and rec.checkpoints[-1][0] == 1
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
@@ -184,17 +220,26 @@ def test_device_errors(tmp_path: Path, data) -> None:  # type: ignore[no-untyped
 def test_data_errors(tmp_path: Path) -> None:
     a_path, s_path = write_h5_sets(tmp_path / "data", n=400)
     with pytest.raises(DataError, match="does not exist"):
-        load_training_data(tiny_config(database_list=(str(tmp_path / "missing.h5"),),
-                                       stable_database_list=(str(s_path),)))
+        load_training_data(
+            tiny_config(
+                database_list=(str(tmp_path / "missing.h5"),), stable_database_list=(str(s_path),)
+            )
+        )
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"this is not HDF5")
     with pytest.raises(DataError):
-        load_training_data(tiny_config(database_list=(str(bad),), stable_database_list=(str(s_path),)))
+        load_training_data(
+            tiny_config(database_list=(str(bad),), stable_database_list=(str(s_path),))
+        )
     with pytest.raises(DataError):  # a stability file where an asymptotic one belongs
-        load_training_data(tiny_config(database_list=(str(s_path),), stable_database_list=(str(s_path),)))
+        load_training_data(
+            tiny_config(database_list=(str(s_path),), stable_database_list=(str(s_path),))
+        )
     with pytest.raises(DataError, match="No asymptotic"):
         load_training_data(tiny_config())
-    loaded = load_training_data(tiny_config(database_list=(str(a_path),), stable_database_list=(str(s_path),)))
+    loaded = load_training_data(
+        tiny_config(database_list=(str(a_path),), stable_database_list=(str(s_path),))
+    )
     assert loaded.asym_train.n + loaded.asym_test.n > 0
     assert {f["kind"] for f in loaded.files} == {"asymptotic", "stable"}
     assert all(len(f["sha256"]) == 64 for f in loaded.files)
@@ -206,10 +251,24 @@ def test_subsampling_and_augmentation_options(tmp_path: Path) -> None:
     plain = load_training_data(tiny_config(**files))
     small = load_training_data(tiny_config(samples_per_database=100, **files))
     assert small.asym_train.n + small.asym_test.n == 100
-    assert small.stab_train.n + small.stab_test.n == 200 and small.stab_train.lengths.tolist() == [80, 80]
+    assert small.stab_train.n + small.stab_test.n == 200 and small.stab_train.lengths.tolist() == [
+        80,
+        80,
+    ]
     drawn = load_training_data(tiny_config(random_samples_per_database=50, **files))
     assert drawn.asym_train.n + drawn.asym_test.n == 50
     augmented = load_training_data(tiny_config(do_augment_permutation=True, **files))
     assert augmented.asym_test.n == plain.asym_test.n  # only the training split is augmented
     assert augmented.asym_train.n >= plain.asym_train.n
     assert torch.isfinite(augmented.asym_train.rows).all()
+
+
+def test_resume_with_a_different_network_is_a_clear_error(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    train(tiny_config(epochs=1), checkpoint_dir=tmp_path, data=data, evaluate_at_end=False)
+    with pytest.raises(RunError, match="does not fit"):
+        train(
+            tiny_config(epochs=2, width_shared=24),
+            checkpoint_dir=tmp_path,
+            data=data,
+            resume_from=tmp_path / "last.pt",
+        )

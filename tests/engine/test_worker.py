@@ -27,8 +27,12 @@ def h5_sets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _make_run(home: Path, name: str, h5: tuple[Path, Path], **changes: Any) -> Path:
-    config = tiny_config(database_list=(str(h5[0]),), stable_database_list=(str(h5[1]),),
-                         heartbeat_seconds=0.2, **changes)
+    config = tiny_config(
+        database_list=(str(h5[0]),),
+        stable_database_list=(str(h5[1]),),
+        heartbeat_seconds=0.2,
+        **changes,
+    )
     path = run_dir(home, name)
     write_config(path, config.to_dict(), {"name": name})
     return path
@@ -37,8 +41,13 @@ def _make_run(home: Path, name: str, h5: tuple[Path, Path], **changes: Any) -> P
 def _spawn(path: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = open(path / "stdout.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, "-m", "rhea_engine.runs.worker", str(path), *extra],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rhea_engine.runs.worker", str(path), *extra],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float = 120) -> int:
@@ -71,15 +80,23 @@ def test_worker_completes(tmp_path: Path, h5_sets: tuple[Path, Path]) -> None:
     assert [e["epoch"] for e in _events(path, "epoch")] == [1, 2, 3]
     kinds = {(e["epoch"], e["kind"]) for e in _events(path, "checkpoint")}
     assert (2, "periodic") in kinds and (3, "final") in kinds
-    assert (path / "checkpoints" / "epoch_00002.pt").is_file() and (path / "checkpoints" / "best.pt").is_file()
+    assert (path / "checkpoints" / "epoch_00002.pt").is_file() and (
+        path / "checkpoints" / "best.pt"
+    ).is_file()
     results = _events(path, "evaluation")[0]["results"]
-    assert {"model_ndens_mean_err", "box3d_ndens_mean_err", "identity_ndens_mean_err",
-            "model_stability_accuracy"} <= set(results)
+    assert {
+        "model_ndens_mean_err",
+        "box3d_ndens_mean_err",
+        "identity_ndens_mean_err",
+        "model_stability_accuracy",
+    } <= set(results)
     assert _events(path, "heartbeat")
     assert "epoch 3/3" in (path / "stdout.log").read_text()
 
 
-def test_worker_sigterm_stops_with_checkpoint_then_resumes(tmp_path: Path, h5_sets: tuple[Path, Path]) -> None:
+def test_worker_sigterm_stops_with_checkpoint_then_resumes(
+    tmp_path: Path, h5_sets: tuple[Path, Path]
+) -> None:
     path = _make_run(tmp_path, "run2", h5_sets, epochs=10_000, output_every=1000)
     proc = _spawn(path)
     deadline = time.monotonic() + 120
@@ -101,7 +118,10 @@ def test_worker_sigterm_stops_with_checkpoint_then_resumes(tmp_path: Path, h5_se
     assert _wait(_spawn(path, "--resume")) == 0
     assert _final_status(path)["status"] == "completed"
     assert _events(path, "start")[-1]["resumed_from_epoch"] == stopped_epoch
-    assert [e["epoch"] for e in _events(path, "epoch")][-2:] == [stopped_epoch + 1, stopped_epoch + 2]
+    assert [e["epoch"] for e in _events(path, "epoch")][-2:] == [
+        stopped_epoch + 1,
+        stopped_epoch + 2,
+    ]
 
 
 def test_worker_diverged(tmp_path: Path, h5_sets: tuple[Path, Path]) -> None:
@@ -128,8 +148,9 @@ def test_worker_cuda_without_cuda(tmp_path: Path, h5_sets: tuple[Path, Path]) ->
     assert status["status"] == "failed" and "CUDA" in status["error"]
 
 
-def test_worker_exception_keeps_traceback(tmp_path: Path, h5_sets: tuple[Path, Path],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_exception_keeps_traceback(
+    tmp_path: Path, h5_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rhea_engine.train as train_module
 
     def broken(*args: Any, **kwargs: Any) -> None:
@@ -142,4 +163,7 @@ def test_worker_exception_keeps_traceback(tmp_path: Path, h5_sets: tuple[Path, P
     assert status["status"] == "failed"
     assert "ZeroDivisionError: something deep went wrong" in status["error"]
     assert "Traceback" in status["traceback"] and "broken" in status["traceback"]
-    assert signal.getsignal(signal.SIGTERM) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (
+        signal.getsignal(signal.SIGTERM) is not None
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )

@@ -35,7 +35,9 @@ def random_F4(n: int, seed: int, NF: int = 3) -> np.ndarray:
     return F4
 
 
-def physical_sets(n: int, seed: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]:
+def physical_sets(
+    n: int, seed: int
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]:
     """(asymptotic (F4_initial, F4_final, growthrate) of the unstable rows, stable (F4, label))."""
     from rhea_engine.physics import box3d
 
@@ -47,9 +49,22 @@ def physical_sets(n: int, seed: int) -> tuple[tuple[np.ndarray, ...], tuple[np.n
 
 
 def tiny_config(**changes: object) -> TrainConfig:
-    base = dict(epochs=3, epoch_num_samples=2048, batch_size=256, width_shared=16, width_stability=8,
-                width_growthrate=8, width_density=16, width_flux=16, warmup_iters=0, learning_rate=3e-3,
-                output_every=1, device="cpu", test_size=0.2, random_seed=3)
+    base = dict(
+        epochs=3,
+        epoch_num_samples=2048,
+        batch_size=256,
+        width_shared=16,
+        width_stability=8,
+        width_growthrate=8,
+        width_density=16,
+        width_flux=16,
+        warmup_iters=0,
+        learning_rate=3e-3,
+        output_every=1,
+        device="cpu",
+        test_size=0.2,
+        random_seed=3,
+    )
     base.update(changes)  # type: ignore[arg-type]
     return TrainConfig(**base)  # type: ignore[arg-type]
 
