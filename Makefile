@@ -26,11 +26,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	RHEA_HOME=$(DEMO_HOME) $(RHEA) data synth $(DEMO_HOME)/data --n 20000 --seed 1
 	RHEA_HOME=$(DEMO_HOME) $(RHEA) data inspect $(DEMO_HOME)/data/asymptotic.h5
-	RHEA_HOME=$(DEMO_HOME) $(RHEA) run --epochs 5 --set epoch_num_samples=20000 --name demo-$$(date +%s)
-	RHEA_HOME=$(DEMO_HOME) $(RHEA) ls
+	run=demo-$$(date +%Y%m%d-%H%M%S); \
+	RHEA_HOME=$(DEMO_HOME) $(RHEA) run --epochs 8 --set epoch_num_samples=20000 --name $$run && \
+	RHEA_HOME=$(DEMO_HOME) $(RHEA) show $$run
 
 test: install
-	$(PY) -m pytest -q -x -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check rhea_engine rhea_tui tests benchmarks

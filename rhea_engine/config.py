@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from rhea_engine.errors import ConfigError
 
@@ -142,9 +143,7 @@ def _check_key(key: str) -> None:
     if key not in _FIELDS:
         close = [k for k in _FIELDS if k.lower() == key.lower() or key in k][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"Unknown config key '{key}'.{hint} Accepted keys: {', '.join(_FIELDS)}."
-        )
+        raise ConfigError(f"Unknown config key '{key}'.{hint} Accepted keys: {', '.join(_FIELDS)}.")
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -194,9 +193,8 @@ def coerce(key: str, value: Any) -> Any:
             return value.strip()
     except (ValueError, TypeError):
         pass
-    name = {tuple: "a comma-separated list of paths", bool: "true or false"}.get(
-        kind, f"a{'n' if kind is int else ''} {kind.__name__}"
-    )
+    names: dict[type, str] = {tuple: "a comma-separated list of paths", bool: "true or false"}
+    name = names.get(kind, f"a{'n' if kind is int else ''} {kind.__name__}")
     raise ConfigError(f"Config key '{key}' expects {name}; got {value!r}.")
 
 
@@ -211,9 +209,7 @@ def from_dict(values: Mapping[str, Any]) -> TrainConfig:
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(
-            f"Config key '{key}' must be one of {', '.join(allowed)}; got '{value}'."
-        )
+        raise ConfigError(f"Config key '{key}' must be one of {', '.join(allowed)}; got '{value}'.")
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -230,13 +226,20 @@ def _validate(cfg: TrainConfig) -> None:
     for key in positive_ints:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"Config key '{key}' must be at least 1; got {getattr(cfg, key)}.")
-    for key in [f"nhidden_{h}" for h in HEADS] + ["warmup_iters", "patience", "cooldown", "num_threads"]:
+    for key in [f"nhidden_{h}" for h in HEADS] + [
+        "warmup_iters",
+        "patience",
+        "cooldown",
+        "num_threads",
+    ]:
         if getattr(cfg, key) < 0:
             raise ConfigError(f"Config key '{key}' must be 0 or more; got {getattr(cfg, key)}.")
     if cfg.NF not in (2, 3):
         raise ConfigError(f"Config key 'NF' must be 2 or 3; got {cfg.NF}.")
     if not 0.0 < cfg.test_size < 1.0:
-        raise ConfigError(f"Config key 'test_size' must lie strictly between 0 and 1; got {cfg.test_size}.")
+        raise ConfigError(
+            f"Config key 'test_size' must lie strictly between 0 and 1; got {cfg.test_size}."
+        )
     if not 0.0 <= cfg.dropout_probability < 1.0:
         raise ConfigError(
             f"Config key 'dropout_probability' must lie in [0, 1); got {cfg.dropout_probability}."
@@ -244,13 +247,19 @@ def _validate(cfg: TrainConfig) -> None:
     if not cfg.learning_rate > 0:
         raise ConfigError(f"Config key 'learning_rate' must be positive; got {cfg.learning_rate}.")
     if not 0.0 < cfg.factor < 1.0:
-        raise ConfigError(f"Config key 'factor' must lie strictly between 0 and 1; got {cfg.factor}.")
-    for key in ["weight_decay", "min_lr"] + [f"loss_multiplier_{t}" for t in
-                                              ("stable", "ndens", "fluxmag", "direction", "growthrate", "unphysical")]:
+        raise ConfigError(
+            f"Config key 'factor' must lie strictly between 0 and 1; got {cfg.factor}."
+        )
+    for key in ["weight_decay", "min_lr"] + [
+        f"loss_multiplier_{t}"
+        for t in ("stable", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
+    ]:
         if getattr(cfg, key) < 0:
             raise ConfigError(f"Config key '{key}' must be 0 or more; got {getattr(cfg, key)}.")
     if cfg.heartbeat_seconds <= 0:
-        raise ConfigError(f"Config key 'heartbeat_seconds' must be positive; got {cfg.heartbeat_seconds}.")
+        raise ConfigError(
+            f"Config key 'heartbeat_seconds' must be positive; got {cfg.heartbeat_seconds}."
+        )
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

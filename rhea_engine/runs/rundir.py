@@ -171,7 +171,9 @@ def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
     yield from read_events(path).events
 
 
-def write_config(path: str | Path, config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+def write_config(
+    path: str | Path, config: dict[str, Any], meta: dict[str, Any] | None = None
+) -> None:
     """Write config.json atomically (temp file + rename): {"config": {...}, "meta": {...}}."""
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,22 @@ def test_defaults_include_loss_multipliers() -> None:
 
 def test_set_parses_types_against_keys() -> None:
     values = config.parse_set(
-        ["do_batchnorm=false", "epochs=12", "learning_rate=1e-5", "activation=gelu",
-         "database_list=a.h5,b.h5", "batch_size=1_024"]
+        [
+            "do_batchnorm=false",
+            "epochs=12",
+            "learning_rate=1e-5",
+            "activation=gelu",
+            "database_list=a.h5,b.h5",
+            "batch_size=1_024",
+        ]
     )
     assert values == {
-        "do_batchnorm": False, "epochs": 12, "learning_rate": 1e-5, "activation": "gelu",
-        "database_list": ("a.h5", "b.h5"), "batch_size": 1024,
+        "do_batchnorm": False,
+        "epochs": 12,
+        "learning_rate": 1e-5,
+        "activation": "gelu",
+        "database_list": ("a.h5", "b.h5"),
+        "batch_size": 1024,
     }
 
 
@@ -58,7 +68,7 @@ def test_whitelists_and_ranges(key: str, value: str, fragment: str) -> None:
 
 def test_sources_later_wins(tmp_path) -> None:  # type: ignore[no-untyped-def]
     toml = tmp_path / "c.toml"
-    toml.write_text('learning_rate = 0.01\nepochs = 7\nwidth_shared = 16\n')
+    toml.write_text("learning_rate = 0.01\nepochs = 7\nwidth_shared = 16\n")
     cfg = config.resolve(toml, {"lr": 1e-4, "width": 48}, ["epochs=9"])
     assert cfg.learning_rate == 1e-4  # shortcut beats file
     assert cfg.epochs == 9  # --set beats file

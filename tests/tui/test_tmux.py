@@ -84,9 +84,14 @@ def test_tui_in_tmux_shows_runs_and_plot_axes(home: Path, colors: str) -> None:
             assert name in text
         assert "FAILED" in text and "DIVERGED" in text and "running" in text
         term.keys("Down", "Down", "Enter")  # lr-b
-        text = term.wait(lambda s: "test loss per task" in s and " 40" in s)
+        # The plots draw after the panel titles: wait for their y-axis tick labels too
+        # (the wait fails with the last screen if they never appear).
+        text = term.wait(
+            lambda s: "test loss per task" in s
+            and " 40" in s
+            and re.search(r"\d\.\d+[┤├│]", s) is not None
+        )
         assert "learning rate" in text and "ELN violation" in text
-        assert re.search(r"\d\.\d+[┤├│]", text), "no y axis tick labels on the plots"
         assert "lr-b" in text.splitlines()[0]
         term.keys("Escape")
         term.wait(lambda s: "broken" in s)
