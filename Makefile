@@ -27,7 +27,7 @@ demo: install
 	RHEA_HOME=$(DEMO_HOME) $(RHEA) data synth $(DEMO_HOME)/data --n 20000 --seed 1
 	RHEA_HOME=$(DEMO_HOME) $(RHEA) data inspect $(DEMO_HOME)/data/asymptotic.h5
 	run=demo-$$(date +%Y%m%d-%H%M%S); \
-	RHEA_HOME=$(DEMO_HOME) $(RHEA) run --epochs 8 --set epoch_num_samples=20000 --name $$run && \
+	RHEA_HOME=$(DEMO_HOME) $(RHEA) run --epochs 30 --batch-size 512 --set warmup_iters=2 --set epoch_num_samples=20000 --name $$run && \
 	RHEA_HOME=$(DEMO_HOME) $(RHEA) show $$run
 
 test: install

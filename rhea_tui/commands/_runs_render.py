@@ -283,3 +283,26 @@ def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
             name, num(points[-1][1]), num(best[1]) if best else "-", str(best[0]) if best else "-"
         )
     return table
+
+
+def run_summary(row: RunRow) -> str:
+    """A few lines at the end of a foreground run; `rhea show` has the rest."""
+    lines = [
+        f"Run {row.name} {row.status} after {row.last_epoch or 0} epoch(s): "
+        f"best test loss {num(row.best_test_loss)}, max ELN violation "
+        f"{num(row.max_eln_violation)}."
+    ]
+    results = row.evaluation or {}
+    pairs = [("ndens_e_mean_err", "mean |dN_e|/ntot"), ("stability_accuracy", "stability accuracy")]
+    for key, label in pairs:
+        values = [results.get(f"{who}_{key}") for who in ("model", "box3d", "identity")]
+        if values[0] is not None:
+            shown = ", ".join(
+                f"{who} {num(value)}"
+                for who, value in zip(("model", "Box3D", "identity"), values, strict=True)
+                if value is not None
+            )
+            lines.append(f"  {label}: {shown}")
+    lines.append(f"Details: rhea show {row.name}")
+    return "\n".join(lines)
+

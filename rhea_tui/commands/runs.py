@@ -192,7 +192,7 @@ def _follow(store: Any, handle: str, process: Any, total: int | None) -> None:
 
         with launch.forward_interrupts(process, on_forward):
             row = launch.follow(store, handle, process, on_event)
-    console.print(render.run_details(row, store.metrics(handle), _defaults()))
+    console.print(render.run_summary(row))
     if row.status == "completed":
         return
     if row.status == "stopped":
