@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rhea_engine.errors import DataError, RheaError
+from rhea_engine.errors import RheaError
 from rhea_engine.runs.store import Store
 
 
@@ -50,37 +50,28 @@ def export_run(home: Path, handle: str) -> str:
     return f"{handle} exported to {result.path} (max abs difference {worst:.1e})"
 
 
-def prepare_config(home: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """The checks `rhea run` makes before creating a run, and its default data set.
+def prepare_config(home: Path, values: dict[str, Any], name: str | None) -> tuple[Any, Any]:
+    """The checks `rhea run` makes before creating a run (name, data files, device).
 
-    Data files must exist and be HDF5 of the right kind, both kinds or neither; a CUDA
-    device must exist. With no files, the synthetic default set is generated once per home.
+    Returns the validated config and its data files; no data files means the default
+    synthetic set, generated once per home (kept off the store thread: it can take seconds).
     """
-    from rhea_engine.runs import preflight
+    from rhea_engine import config as config_mod
+    from rhea_engine.runs import defaults, preflight
 
-    asymptotic = preflight.check_data_files(values["database_list"], "data files", "asymptotic")
-    stable = preflight.check_data_files(values["stable_database_list"], "stable data", "stable")
-    if bool(asymptotic) != bool(stable):
-        raise DataError(
-            "Training needs both asymptotic files (data files) and stability files (stable "
-            "data); give both, or neither to use the default synthetic data set."
-        )
-    preflight.check_device(values["device"])
+    config = config_mod.from_dict(values)
+    asymptotic, stable = preflight.check_new_run(config, name, ("data files", "stable data"))
     if not asymptotic:
-        from rhea_engine.runs.defaults import default_data
-
-        asymptotic, stable, _ = default_data(home)
-    return {**values, "database_list": asymptotic, "stable_database_list": stable}
+        asymptotic, stable, _ = defaults.default_data(home)
+    return config, (asymptotic, stable)
 
 
-def launch_new_run(store: Store, config: dict[str, Any], name: str | None, detach: bool) -> str:
-    """Create the run and start its worker, as `rhea run --detach` does."""
-    from rhea_engine.errors import RunError
+def launch_new_run(
+    store: Store, config: Any, data: tuple[list[str], list[str]], name: str | None, detach: bool
+) -> str:
+    """Create the run and start its worker through the engine path of `rhea run --detach`."""
     from rhea_engine.runs import launch
 
-    if name is not None and any(r.name == name for r in store.list_runs()):
-        raise RunError(f"A run named '{name}' already exists; choose another name.")
-    row = store.create_run(config, name=name, status="queued")
-    process = launch.start_worker(store, row.name)
+    row, process = launch.launch_new_run(store, config, name, data)
     how = "in the background" if detach else "until the TUI quits"
     return f"{row.name} started {how} (pid {process.pid})"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from rhea_engine.config import TrainConfig
 from rhea_engine.errors import RunError, SlurmError
 from rhea_engine.runs import lifecycle
 from rhea_engine.runs.procs import pid_alive, this_host
@@ -62,6 +63,35 @@ def start_worker(
     store.update_run(row.name, pid=process.pid)
     process.events_offset = offset  # type: ignore[attr-defined]  # where `follow` starts
     return process
+
+
+def check_name_free(store: Store, name: str | None) -> None:
+    """RunError if a run of that name exists already (None: a handle is allocated)."""
+    if name is not None and any(r.name == name for r in store.list_runs()):
+        raise RunError(f"A run named '{name}' already exists; choose another name.")
+
+
+def launch_new_run(
+    store: Store,
+    config: TrainConfig,
+    name: str | None,
+    data: tuple[list[str], list[str]],
+    progress: Callable[[str, float], None] | None = None,
+) -> tuple[RunRow, subprocess.Popen[bytes]]:
+    """Create a run and start its worker: the one path of `rhea run` and the TUI's form.
+
+    `data` comes from `preflight.check_new_run`; empty lists mean the default synthetic
+    data set of this home, generated on first use. The run's name must still be free.
+    """
+    from rhea_engine.runs import defaults
+
+    check_name_free(store, name)
+    asymptotic, stable = data
+    if not asymptotic and not stable:
+        asymptotic, stable, _ = defaults.default_data(store.home, progress=progress)
+    config = config.replace(database_list=asymptotic, stable_database_list=stable)
+    row = store.create_run(config.to_dict(), name=name, status="queued")
+    return row, start_worker(store, row.name)
 
 
 def resume_run(

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from rhea_engine.config import TrainConfig
 from rhea_engine.errors import DataError, DeviceError
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -82,3 +83,29 @@ def check_device(device: str) -> None:
                 f"--device {device} was asked for, but this machine has {count} GPU(s) "
                 f"(cuda:0 to cuda:{count - 1})."
             )
+
+
+def check_new_run(
+    config: TrainConfig,
+    name: str | None,
+    flags: tuple[str, str] = ("--data", "--stable-data"),
+) -> tuple[list[str], list[str]]:
+    """The checks made before a run is created, by `rhea run`, sweeps and the TUI alike.
+
+    The name must be a valid handle; data files must exist and be HDF5 of the right kind,
+    both kinds or neither (then the default synthetic set is used); a CUDA device must
+    exist. Returns the absolute asymptotic and stable paths (empty: the default set).
+    """
+    from rhea_engine.runs.rundir import check_run_name
+
+    if name is not None:
+        check_run_name(name)
+    asymptotic = check_data_files(config.database_list, flags[0], "asymptotic")
+    stable = check_data_files(config.stable_database_list, flags[1], "stable")
+    if bool(asymptotic) != bool(stable):
+        raise DataError(
+            f"Training needs both asymptotic files ({flags[0]}) and stability files "
+            f"({flags[1]}); give both, or neither to use the default synthetic data set."
+        )
+    check_device(config.device)
+    return asymptotic, stable

@@ -305,4 +305,3 @@ def run_summary(row: RunRow) -> str:
             lines.append(f"  {label}: {shown}")
     lines.append(f"Details: rhea show {row.name}")
     return "\n".join(lines)
-

@@ -86,9 +86,7 @@ def run(
     Example: rhea run --lr 1e-4 --epochs 20 --width 64 --name first-try
     """
     from rhea_engine import config as config_mod
-    from rhea_engine.errors import DataError, RunError
     from rhea_engine.runs import launch, preflight
-    from rhea_engine.runs.rundir import check_run_name
 
     shortcuts = {
         "lr": lr,
@@ -102,24 +100,12 @@ def run(
         "stable_data": [str(p) for p in stable_data or []],
     }
     cfg = config_mod.resolve(config, shortcuts, sets or [])
-    if name is not None:
-        check_run_name(name)
-    database_list = preflight.check_data_files(cfg.database_list, "--data", "asymptotic")
-    stable_list = preflight.check_data_files(cfg.stable_database_list, "--stable-data", "stable")
-    if bool(database_list) != bool(stable_list):
-        raise DataError(
-            "Training needs both asymptotic files (--data) and stability files (--stable-data); "
-            "give both, or neither to use the default synthetic data set."
-        )
-    preflight.check_device(cfg.device)
+    data_files = preflight.check_new_run(cfg, name)
     store = _store(home, create=True)
-    if name is not None and any(r.name == name for r in store.list_runs()):
-        raise RunError(f"A run named '{name}' already exists; choose another --name.")
-    if not database_list and not stable_list:
-        database_list, stable_list = _default_data(store.home)
-    cfg = cfg.replace(database_list=database_list, stable_database_list=stable_list)
-    row = store.create_run(cfg.to_dict(), name=name, status="queued")
-    process = launch.start_worker(store, row.name)
+    launch.check_name_free(store, name)
+    if not any(data_files):
+        data_files = _default_data(store.home)
+    row, process = launch.launch_new_run(store, cfg, name, data_files)
     if detach:
         console.print(row.name)
         return

@@ -167,9 +167,9 @@ class NewRunScreen(ModalScreen[str | None]):
         from rhea_tui.actions import launch_new_run, prepare_config
 
         try:
-            values = prepare_config(self.rhea.home, values)
+            config, data = prepare_config(self.rhea.home, values, name)
             message = self.rhea.gateway.call(
-                lambda store: launch_new_run(store, values, name, detach)
+                lambda store: launch_new_run(store, config, data, name, detach)
             )
         except RheaError as exc:
             self.app.call_from_thread(self._failed, exc.message)
