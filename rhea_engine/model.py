@@ -159,9 +159,16 @@ class FFIModel(nn.Module):
     # ---- inputs -----------------------------------------------------------------------
     @torch.jit.export
     def X_from_F4(self, F4: torch.Tensor) -> torch.Tensor:
-        """Lorentz-scalar inputs [N, NX] from F4 [N, 4, 2, NF] (normalised by ntot)."""
-        ntot = F4[:, 3].sum(dim=(1, 2))
-        F4n = F4 / ntot[:, None, None, None]
+        """Lorentz-scalar inputs [N, NX] from F4 [N, 4, 2, NF] (normalised by ntot).
+
+        Computed in float64 whatever the input dtype, then returned in the input's dtype:
+        the Minkowski products of nearly isotropic cells are small differences of O(1)
+        terms, and training computes the same inputs in float64 (train_data), so a float32
+        caller gets exactly the inputs the network was trained on.
+        """
+        F4_64 = F4.to(torch.float64)
+        ntot = F4_64[:, 3].sum(dim=(1, 2))
+        F4n = F4_64 / ntot[:, None, None, None]
         vec = F4n.reshape(F4n.shape[0], 4, 2 * self.NF)  # species index = s * NF + a
         dots = (
             torch.einsum("nis,nit->nst", vec[:, :3], vec[:, :3])
@@ -179,7 +186,7 @@ class FFIModel(nn.Module):
                 - G[:, 3, :, None] * G[:, 3, None, :]
             )
             X = torch.cat([X, G_dots[:, self._pair_triu_i, self._pair_triu_j], -G[:, 3]], dim=1)
-        return X
+        return X.to(F4.dtype)
 
     # ---- network ----------------------------------------------------------------------
     def _y_from_raw(self, raw: torch.Tensor, is_density: bool) -> torch.Tensor:
