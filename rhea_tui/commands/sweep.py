@@ -83,8 +83,10 @@ def _base_config(
     base = cfgmod.resolve(config_file).to_dict()
     base.update(fixed)
     cfgmod.from_dict(base)  # validate the fixed values together
-    base["database_list"] = check_data_files(base["database_list"], "--data")
-    base["stable_database_list"] = check_data_files(base["stable_database_list"], "--stable-data")
+    base["database_list"] = check_data_files(base["database_list"], "--data", "asymptotic")
+    base["stable_database_list"] = check_data_files(
+        base["stable_database_list"], "--stable-data", "stable"
+    )
     if not slurm_mode:
         check_device(base["device"])
     return base
