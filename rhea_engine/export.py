@@ -447,7 +447,7 @@ def export_run(
 
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
-    with contextlib.closing(Store(home)) as store:
+    with contextlib.closing(Store.open_existing(home)) as store:
         store.get_run(handle)  # an unknown handle stops here, naming the known runs
         store.ingest([handle])
         row = store.get_run(handle)

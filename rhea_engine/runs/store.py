@@ -72,6 +72,19 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 class Store:
     """runs.db under `home` (WAL, synchronous=NORMAL, busy_timeout, retried commits)."""
 
+    @classmethod
+    def open_existing(cls, home: str | Path) -> Store:
+        """The store of an existing Rhea home; StoreError rather than creating one elsewhere."""
+        path = Path(home)
+        if not path.is_dir():
+            raise StoreError(f"The Rhea home {path} does not exist; give --home or set RHEA_HOME.")
+        if not (path / "runs.db").exists() and not (path / RUNS_DIR).is_dir():
+            raise StoreError(
+                f"{path} is not a Rhea home yet (no runs.db or runs/); start a run there with "
+                "`rhea run`, or give --home or set RHEA_HOME."
+            )
+        return cls(path)
+
     def __init__(self, home: str | Path) -> None:
         self.home = Path(home).expanduser().resolve()
         self.runs_root = self.home / RUNS_DIR

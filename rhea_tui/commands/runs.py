@@ -20,20 +20,14 @@ db_app = typer.Typer(help="Maintain runs.db.\n\nExample: rhea db rebuild", no_ar
 
 
 def _store(home: Path | None, create: bool = False) -> Any:
-    from rhea_engine.errors import StoreError
     from rhea_engine.runs.store import Store
 
     path = resolve_home(home)
-    if not path.is_dir():
-        if not create:
-            raise StoreError(f"The Rhea home {path} does not exist; give --home or set RHEA_HOME.")
-        path.mkdir(parents=True)
-    if not create and not (path / "runs.db").exists() and not (path / "runs").is_dir():
-        raise StoreError(
-            f"{path} is not a Rhea home yet (no runs.db or runs/); start a run there with "
-            "`rhea run`, or give --home or set RHEA_HOME."
-        )
-    store = Store(path)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+        store = Store(path)
+    else:
+        store = Store.open_existing(path)
     _opened.append(store)
     store.ingest()
     return store
