@@ -15,13 +15,9 @@ from rhea_tui.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from bad_data_files import CASES  # noqa: E402
+from clitext import flat as _flat
 
 runner = CliRunner()
-
-
-def _flat(text: str) -> str:
-    """Panel text with the box drawing and line wrapping removed."""
-    return re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", text)).strip()
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,10 @@ from typer.testing import CliRunner
 from rhea_tui.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+from clitext import flat as _flat
 from export_fixtures import make_run  # noqa: E402
 
 runner = CliRunner()
-
-
-def _flat(text: str) -> str:
-    """Panel text with the box drawing and line wrapping removed."""
-    return re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", text)).strip()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from clitext import flat
 from typer.testing import CliRunner
 
 from rhea_engine.runs.store import Store
@@ -23,13 +24,6 @@ FAST = [
     "--nhidden",
     "0",
 ]
-
-
-def flat(text: str) -> str:
-    """Output without panel borders and line wrapping, for matching messages."""
-    for char in "│╭╮╰╯─":
-        text = text.replace(char, " ")
-    return " ".join(text.split())
 
 
 def _rows(home: Path) -> list[tuple[int, str]]:

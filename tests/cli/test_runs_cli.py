@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clitext import flat
 from typer.testing import CliRunner
 
 from rhea_engine.runs.rundir import read_events
@@ -32,12 +33,6 @@ SLOW_RUN = [
     "--set",
     "output_every=5",
 ]
-
-
-def flat(text: str) -> str:
-    for char in "│╭╮╰╯─":
-        text = text.replace(char, " ")
-    return " ".join(text.split())
 
 
 def poll(check: Callable[[], RunRow | None], what: str, timeout: float = 90.0) -> RunRow:
