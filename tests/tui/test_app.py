@@ -26,6 +26,20 @@ def make_app(home: Path) -> RheaApp:
     return RheaApp(home, clock=lambda: NOW, poll_interval=0.25)
 
 
+def has_epochs(app: RheaApp, handle: str) -> bool:
+    """True once the app lists the run and it has written an epoch (it may not be listed yet)."""
+    row = app.row(handle)
+    return row is not None and bool(row.last_epoch)
+
+
+def kill_if_alive(pid: int) -> None:
+    """Clean-up after a failed test: the worker may already have ended on its own."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
 async def goto(pilot, handle: str) -> None:  # type: ignore[no-untyped-def]
     """Move the runs table's cursor onto `handle`."""
     table = pilot.app.screen.query_one(RunsTable)
@@ -235,7 +249,7 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
     try:
         app = make_app(home)
         async with app.run_test(size=(120, 30)) as pilot:
-            await wait_for(pilot, lambda: (app.row("worker") or app.runs[0]).last_epoch, 60)
+            await wait_for(pilot, lambda: has_epochs(app, "worker"), 60)
             row = app.row("worker")
             assert row is not None and row.status == "running" and row.host == this_host()
             await goto(pilot, "worker")
@@ -283,7 +297,7 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
         row = store.get_run("worker")
         store.close()
         if row.status == "running" and row.pid:
-            os.kill(row.pid, 9)
+            kill_if_alive(row.pid)
 
 
 async def test_delete_asks_first(home: Path) -> None:
@@ -350,7 +364,7 @@ async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> Non
         assert not form.query_one("#launch").disabled
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 30)
-        await wait_for(pilot, lambda: (app.row("fromform") or app.runs[0]).last_epoch, 90)
+        await wait_for(pilot, lambda: has_epochs(app, "fromform"), 90)
         row = app.row("fromform")
         assert row is not None and row.status == "running"
         assert row.config["learning_rate"] == 3e-4 and row.config["width_flux"] == 8
@@ -362,7 +376,7 @@ async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> Non
     finally:
         row = store.get_run("fromform")
         if row.status == "running" and row.pid:
-            os.kill(row.pid, 9)
+            kill_if_alive(row.pid)
         store.close()
 
 
