@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,20 +202,84 @@ def add_noise(samples: SynthSamples, noise: float, seed: int, start: int) -> Syn
     )
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed chunk temporaries for the next chunk instead of unmapping them.
+
+    Each chunk allocates the same tens of megabytes of [rows, grid] temporaries. By default glibc
+    serves blocks this large with fresh mappings and returns them on free, so every chunk pays
+    the page faults again (about a fifth of the time for 20,000 samples). Raising the mmap and
+    trim thresholds (mallopt(3)) keeps them in the heap for reuse; peak memory does not change.
+    Done once per process; a no-op where the C library has no mallopt. Returns whether it applied.
+    """
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mmap_ok = mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's largest allowed on 64-bit
+    trim_ok = mallopt(m_trim_threshold, 512 * 2**20)
+    return bool(mmap_ok and trim_ok)
+
+
+def default_workers() -> int:
+    """Threads for the generator: the cores this process may use (NumPy releases the GIL)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_workers(workers: int) -> int:
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise DataError(
+            f"The number of generator threads must be a positive integer, got {workers!r}."
+        )
+    return int(workers)
+
+
 def iter_chunks(
-    n: int, seed: int, chunk: int = DEFAULT_CHUNK, noise: float = 0.0
+    n: int, seed: int, chunk: int = DEFAULT_CHUNK, noise: float = 0.0, workers: int = 1
 ) -> Iterator[SynthSamples]:
-    """Generate `n` samples for `seed` in chunks (rounded up to whole blocks of 4096 rows)."""
+    """Generate `n` samples for `seed` in chunks (rounded up to whole blocks of 4096 rows), in order.
+
+    With `workers` > 1, chunks are computed by that many threads, at most `workers` + 1 chunks
+    in flight. The output does not depend on `workers`, bit for bit: the chunks are the same.
+    """
     _check_args(n, seed, noise)
+    workers = _check_workers(workers)
+    keep_freed_memory()
     chunk = max(BLOCK, (int(chunk) + BLOCK - 1) // BLOCK * BLOCK)
-    for start in range(0, n, chunk):
+
+    def one(start: int) -> SynthSamples:
         F4, family = _initial(min(chunk, n - start), seed, start)
-        yield add_noise(_label_and_mix(F4, family), noise, seed, start)
+        return add_noise(_label_and_mix(F4, family), noise, seed, start)
+
+    starts = range(0, n, chunk)
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            yield one(start)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rhea-synth") as pool:
+        pending: deque[Future[SynthSamples]] = deque()
+        try:
+            for start in starts:
+                pending.append(pool.submit(one, start))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # the consumer stopped early (an error, a closed generator): drop queued chunks
+            for future in pending:
+                future.cancel()
 
 
-def generate(n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, noise: float = 0.0) -> SynthSamples:
+def generate(
+    n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, noise: float = 0.0, workers: int = 1
+) -> SynthSamples:
     """All `n` samples in memory (use synth_to_dir for large n): deterministic for a seed."""
-    parts = list(iter_chunks(n, seed, chunk, noise))
+    parts = list(iter_chunks(n, seed, chunk, noise, workers))
     if not parts:
         empty = np.zeros((0, 4, 2, NUM_FLAVORS))
         return SynthSamples(empty, empty.copy(), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
@@ -237,11 +305,13 @@ def synth_to_dir(
     progress: Progress | None = None,
     chunk: int = DEFAULT_CHUNK,
     noise: float = 0.0,
+    workers: int = 1,
 ) -> SynthResult:
     """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming."""
     import h5py
 
     _check_args(n, seed, noise)
+    _check_workers(workers)
     if n == 0:
         raise DataError("Asked for 0 synthetic samples; give --n of at least 1.")
     out = Path(directory).expanduser()
@@ -286,7 +356,7 @@ def synth_to_dir(
                 h5.attrs["families"] = ",".join(FAMILIES)
             if progress is not None:
                 progress(0, n)
-            for part in iter_chunks(n, seed, chunk, noise):
+            for part in iter_chunks(n, seed, chunk, noise, workers):
                 rows = part.stable == 0
                 _append(a_init, part.F4_initial[rows])
                 _append(a_final, part.F4_final[rows])

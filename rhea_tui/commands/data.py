@@ -47,6 +47,16 @@ def synth(
             min=0.0,
         ),
     ] = 0.0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Threads generating chunks side by side (default: every core this process may "
+            "use); the files are identical for any value.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write a synthetic data set: crossing-test labels and Box3D final states and growth rates.
 
@@ -60,7 +70,7 @@ def synth(
         TimeRemainingColumn,
     )
 
-    from rhea_engine.data.synth import synth_to_dir
+    from rhea_engine.data.synth import default_workers, synth_to_dir
 
     with Progress(
         TextColumn("Generating"),
@@ -77,6 +87,7 @@ def synth(
             seed,
             progress=lambda done, total: bar.update(task, completed=done),
             noise=noise,
+            workers=default_workers() if workers is None else workers,
         )
     console.print(
         f"Wrote {result.asymptotic_path} ({result.n_unstable} unstable rows) and "

@@ -96,6 +96,9 @@ def test_synth_bad_arguments(tmp_path: Path) -> None:
     assert result.exit_code == 2
     result = runner.invoke(app, ["data", "synth", str(tmp_path / "d"), "--seed", "-3"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["data", "synth", str(tmp_path / "d"), "--workers", "0"])
+    assert result.exit_code == 2 and "--workers" in _flat(result.stderr)
+    assert not (tmp_path / "d").exists()
 
 
 def test_help_has_examples() -> None:

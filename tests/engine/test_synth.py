@@ -106,6 +106,30 @@ def test_synth_to_dir(tmp_path: Path) -> None:
     assert not list((tmp_path / "data").glob(".*tmp"))
 
 
+def test_threads_give_the_same_files(tmp_path: Path) -> None:
+    """Chunks computed by several threads come out in order and bit for bit as with one."""
+    one = synth_to_dir(tmp_path / "one", 3 * 16384 + 5, seed=4, workers=1)
+    three = synth_to_dir(tmp_path / "three", 3 * 16384 + 5, seed=4, workers=3)
+    for a, b in (
+        (one.stable_path, three.stable_path),
+        (one.asymptotic_path, three.asymptotic_path),
+    ):
+        with h5py.File(a) as ha, h5py.File(b) as hb:
+            assert set(ha) == set(hb)
+            for name in ha:
+                assert np.array_equal(ha[name][()], hb[name][()]), name
+    assert one.counts == three.counts and one.n_unstable == three.n_unstable
+    # a consumer that stops early leaves no thread behind
+    from rhea_engine.data.synth import iter_chunks
+
+    chunks = iter_chunks(10 * 4096, seed=4, chunk=4096, workers=2)
+    assert len(next(chunks)) == 4096
+    chunks.close()
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("rhea-synth")]
+
+
 def test_synth_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError):
         synth_to_dir(tmp_path, 0, seed=1)
@@ -117,6 +141,10 @@ def test_synth_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a directory"):
         synth_to_dir(tmp_path / "file", 10, seed=1)
     assert len(generate(0, seed=1)) == 0
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(DataError, match="threads"):
+            synth_to_dir(tmp_path / "w", 10, seed=1, workers=workers)  # type: ignore[arg-type]
+    assert not (tmp_path / "w").exists()
 
 
 def test_noise_keeps_conserved_quantities(synth_small: SynthSamples) -> None:

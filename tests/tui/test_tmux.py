@@ -87,9 +87,11 @@ def test_tui_in_tmux_shows_runs_and_plot_axes(home: Path, colors: str) -> None:
         # The plots draw after the panel titles: wait for their y-axis tick labels too
         # (the wait fails with the last screen if they never appear).
         text = term.wait(
-            lambda s: "test loss per task" in s
-            and " 40" in s
-            and re.search(r"\d\.\d+[┤├│]", s) is not None
+            lambda s: (
+                "test loss per task" in s
+                and " 40" in s
+                and re.search(r"\d\.\d+[┤├│]", s) is not None
+            )
         )
         assert "learning rate" in text and "ELN violation" in text
         assert "lr-b" in text.splitlines()[0]
