@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from rhea_engine.config import default_config
 from rhea_engine.runs import slurm
+from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
 
@@ -68,12 +70,11 @@ def test_two_run_sweep_on_slurm(
     assert {s.state for s in states.values()} == {"COMPLETED"}
 
 
-def test_job_cancelled_from_outside_is_stopped_with_reason(
-    slurm_cluster: str, rhea_home: Path, shared_data: list[str]
-) -> None:
+def _long_run(store: Store, name: str, shared_data: list[str], partition: str) -> str:
+    """Submit a run of many short epochs on Slurm; returns its job id once it has epochs."""
     config = default_config().replace(
-        epochs=200,
-        epoch_num_samples=5000,
+        epochs=100000,
+        epoch_num_samples=2000,
         batch_size=500,
         device="cpu",
         heartbeat_seconds=1.0,
@@ -85,32 +86,80 @@ def test_job_cancelled_from_outside_is_stopped_with_reason(
         width_density=8,
         width_flux=8,
     )
-    options = slurm.SlurmOptions(partition=slurm_cluster, time="00:10:00", gpus_per_run=0)
+    options = slurm.SlurmOptions(partition=partition, time="00:10:00", gpus_per_run=0)
+    row = store.create_run(config, name=name)
+    job_id = slurm.submit(store.home, row.path, options, name)
+    store.update_run(name, slurm_job_id=job_id)
+    _until(store, name, lambda r: bool(r.last_epoch), 120)
+    return job_id
+
+
+def _until(store: Store, name: str, done: Callable[[RunRow], bool], seconds: float) -> RunRow:
+    """Ingest and refresh from Slurm, as a front end does, until done(row) or the time is up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        store.ingest()
+        slurm.refresh_slurm_statuses(store)
+        row = store.get_run(name)
+        if done(row) or time.monotonic() > deadline:
+            return row
+        time.sleep(0.5)
+
+
+def test_job_cancelled_from_outside_is_stopped_with_reason(
+    slurm_cluster: str, rhea_home: Path, shared_data: list[str]
+) -> None:
     with Store(rhea_home) as store:
-        row = store.create_run(config, name="long")
-        job_id = slurm.submit(rhea_home, row.path, options, "long")
-        store.update_run("long", slurm_job_id=job_id)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            store.ingest()
-            current = store.get_run("long")
-            if current.last_epoch:
-                break
-            time.sleep(0.5)
+        job_id = _long_run(store, "long", shared_data, slurm_cluster)
+        current = store.get_run("long")
         assert current.status == "running" and current.last_epoch, (current.status, current.error)
         subprocess.run(["scancel", job_id], check=True, timeout=30)
-        while time.monotonic() < deadline:
-            store.ingest()
-            slurm.refresh_slurm_statuses(store)
-            current = store.get_run("long")
-            if current.status != "running" and current.error:
-                break
-            time.sleep(0.5)
+        current = _until(store, "long", lambda r: r.status != "running" and bool(r.error), 120)
         assert current.status == "stopped", (current.status, current.error)
         assert f"Slurm job {job_id} was cancelled" in (current.error or "")
         # the worker got SIGTERM and left a checkpoint to resume from
         assert any(c["kind"] == "stop" for c in current.checkpoints)
-        assert current.last_epoch < 200
+        assert current.last_epoch < 100000
+
+
+def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(
+    slurm_cluster: str, rhea_home: Path, shared_data: list[str]
+) -> None:
+    """USR2 is Slurm's warning before a time limit or a preemption: the worker stops with a
+    checkpoint, the job requeues itself, and the run continues from that checkpoint."""
+    with Store(rhea_home) as store:
+        job_id = _long_run(store, "preempted", shared_data, slurm_cluster)
+        try:
+            subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+            row = _until(store, "preempted", lambda r: r.status == "queued", 90)
+            assert row.status == "queued", (row.status, row.error)
+            assert f"Slurm job {job_id} was requeued" in (row.error or "")
+            stops = [c["epoch"] for c in row.checkpoints if c["kind"] == "stop"]
+            assert len(stops) == 1
+            # a requeued job waits (BeginTime) before it may start again; let it start now
+            subprocess.run(
+                ["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True, timeout=30
+            )
+            row = _until(
+                store,
+                "preempted",
+                lambda r: r.status == "running" and r.last_epoch > stops[0] + 3,
+                120,
+            )
+            assert row.status == "running" and row.last_epoch > stops[0] + 3, (
+                row.status,
+                row.error,
+            )
+            assert row.slurm_job_id == job_id and not row.error
+            # resumed, not restarted: one metric per epoch, 1 .. last, none repeated
+            epochs = [e for e, _ in store.metrics("preempted", ["train_loss"])["train_loss"]]
+            assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= row.last_epoch - 1
+            log = (Path(row.path) / "stdout.log").read_text()
+            assert f"stopped after epoch {stops[0]}; checkpoint written" in log
+        finally:
+            subprocess.run(["scancel", job_id], check=False, timeout=30)
+        row = _until(store, "preempted", lambda r: r.status != "running", 60)
+        assert row.status == "stopped", (row.status, row.error)
 
 
 def test_unknown_partition_or_missing_gpus_exit_2_before_writing(
