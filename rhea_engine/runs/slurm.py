@@ -273,6 +273,18 @@ def options_for(store: Any, handle: str) -> SlurmOptions | None:
 def resubmit(store: Any, handle: str, options: SlurmOptions | None = None) -> str:
     """Submit a Slurm run again to continue from its last checkpoint (`rhea resume`)."""
     row = store.get_run(handle)
+    if row.slurm_job_id:
+        # asked afresh, not from the poll cache: after a time limit or preemption the worker
+        # stops (its run reads "stopped") a moment before the job requeues itself
+        job = query_states([str(row.slurm_job_id)]).get(str(row.slurm_job_id))
+        if job is not None and job.active:
+            why = f", {job.reason}" if job.reason and job.reason != "None" else ""
+            raise SlurmError(
+                f"Run '{row.name}' still has Slurm job {job.job_id} ({job.state}{why}): it was "
+                "requeued and continues from its last checkpoint by itself when Slurm starts it "
+                f"again, so a second job is not submitted. To stop it instead: "
+                f"`scancel {job.job_id}`."
+            )
     options = options or options_for(store, handle)
     if options is None:
         raise SlurmError(

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rhea_engine.config import default_config
+from rhea_engine.errors import SlurmError
 from rhea_engine.runs import slurm
 from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.store import Store
@@ -136,6 +137,10 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(
             assert f"Slurm job {job_id} was requeued" in (row.error or "")
             stops = [c["epoch"] for c in row.checkpoints if c["kind"] == "stop"]
             assert len(stops) == 1
+            # resuming by hand would start a second job for the same run: refused
+            with pytest.raises(SlurmError, match=f"still has Slurm job {job_id} .PENDING"):
+                slurm.resubmit(store, "preempted")
+            assert store.get_run("preempted").slurm_job_id == job_id
             # a requeued job waits (BeginTime) before it may start again; let it start now
             subprocess.run(
                 ["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True, timeout=30
