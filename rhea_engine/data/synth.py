@@ -305,13 +305,16 @@ def synth_to_dir(
     progress: Progress | None = None,
     chunk: int = DEFAULT_CHUNK,
     noise: float = 0.0,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> SynthResult:
-    """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming."""
+    """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming.
+
+    `workers` threads compute the chunks (None: every usable core); the files do not depend on it.
+    """
     import h5py
 
     _check_args(n, seed, noise)
-    _check_workers(workers)
+    workers = default_workers() if workers is None else _check_workers(workers)
     if n == 0:
         raise DataError("Asked for 0 synthetic samples; give --n of at least 1.")
     out = Path(directory).expanduser()

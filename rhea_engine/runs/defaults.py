@@ -57,15 +57,13 @@ def default_data(
         found = _present(folder)  # another run may have made it while we waited
         if found:
             return (*found, False)
-        from rhea_engine.data.synth import default_workers, synth_to_dir  # numpy/h5py on use
+        from rhea_engine.data.synth import synth_to_dir  # numpy/h5py only when needed
 
         partial = folder / f".partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
-            synth_to_dir(
-                partial, n=n, seed=seed, progress=_adapt(progress), workers=default_workers()
-            )
+            synth_to_dir(partial, n=n, seed=seed, progress=_adapt(progress))
             if not (partial / ASYMPTOTIC).is_file() or not (partial / STABLE).is_file():
                 raise DataError(
                     f"Generating the default data set in {folder} produced no HDF5 files."

@@ -275,15 +275,17 @@ def resubmit(store: Any, handle: str, options: SlurmOptions | None = None) -> st
     row = store.get_run(handle)
     if row.slurm_job_id:
         # asked afresh, not from the poll cache: after a time limit or preemption the worker
-        # stops (its run reads "stopped") a moment before the job requeues itself
+        # stops (its run reads "stopped") a moment before the job requeues itself, and a job
+        # still ending would run beside the new one
         job = query_states([str(row.slurm_job_id)]).get(str(row.slurm_job_id))
         if job is not None and job.active:
             why = f", {job.reason}" if job.reason and job.reason != "None" else ""
             raise SlurmError(
-                f"Run '{row.name}' still has Slurm job {job.job_id} ({job.state}{why}): it was "
-                "requeued and continues from its last checkpoint by itself when Slurm starts it "
-                f"again, so a second job is not submitted. To stop it instead: "
-                f"`scancel {job.job_id}`."
+                f"Run '{row.name}' still has Slurm job {job.job_id} ({job.state}{why}), so a "
+                "second job is not submitted. A job requeued after a time limit or preemption "
+                "continues from the last checkpoint by itself when Slurm starts it again; "
+                f"otherwise wait until it has ended, or cancel it (`scancel {job.job_id}`), and "
+                "resume then."
             )
     options = options or options_for(store, handle)
     if options is None:

@@ -70,7 +70,7 @@ def synth(
         TimeRemainingColumn,
     )
 
-    from rhea_engine.data.synth import default_workers, synth_to_dir
+    from rhea_engine.data.synth import synth_to_dir
 
     with Progress(
         TextColumn("Generating"),
@@ -87,7 +87,7 @@ def synth(
             seed,
             progress=lambda done, total: bar.update(task, completed=done),
             noise=noise,
-            workers=default_workers() if workers is None else workers,
+            workers=workers,
         )
     console.print(
         f"Wrote {result.asymptotic_path} ({result.n_unstable} unstable rows) and "
