@@ -25,8 +25,7 @@ from pathlib import Path
 
 from rhea_engine.runs.rundir import EVENTS_FILE, RunWriter
 from rhea_engine.runs.store import Store
-
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
+from rhea_engine.vocabulary import TASKS
 
 
 def metric_names(count: int) -> list[str]:

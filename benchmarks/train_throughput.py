@@ -31,6 +31,7 @@ from rhea_engine.data.synth import generate
 from rhea_engine.model import FFIModel, build_model
 from rhea_engine.train import Callbacks, train
 from rhea_engine.train_data import load_training_data
+from rhea_engine.vocabulary import TASKS
 
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
 
@@ -89,7 +90,7 @@ def reference_epoch(
         return DataLoader(ConcatDataset(sets), batch_size=config.batch_size, sampler=sampler)
 
     model.train()
-    mult = {t: config.loss_multiplier(t) for t in L.TASKS}
+    mult = {t: config.loss_multiplier(t) for t in TASKS}
     total_loss = 0.0
     for (F4i, F4f, rate), (F4s, label) in zip(loader(asym_sets), loader(stab_sets), strict=False):
         ntot = F4i[:, 3].sum(dim=(1, 2))

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
+from rhea_engine.vocabulary import TASKS
 
 
 def epoch_metrics(epoch: int, scale: float) -> dict[str, float]:

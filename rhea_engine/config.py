@@ -24,7 +24,6 @@ ACTIVATIONS = ("leaky_relu", "relu", "gelu", "silu", "tanh")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 LEPTON_CONSERVATION = ("none", "direct", "ymatrix")
 TASK_WEIGHTINGS = ("fixed", "learned", "pcgrad")
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 

@@ -19,6 +19,7 @@ from typing import Any
 from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, ImportFormatError
 from rhea_engine.runs.rundir import RunWriter, read_config, write_config
+from rhea_engine.vocabulary import TASKS
 
 PARAMETERS_FILE = "parameters.txt"
 LOSS_FILE = "loss.dat"
@@ -190,7 +191,7 @@ def _derive_totals(config: dict[str, Any], rows: list[tuple[int, dict[str, float
     full = cfgmod.from_dict(config)
     for split in ("train", "test"):
         total = f"{split}_loss"
-        parts = [(f"{task}_{split}_loss", full.loss_multiplier(task)) for task in cfgmod.TASKS]
+        parts = [(f"{task}_{split}_loss", full.loss_multiplier(task)) for task in TASKS]
         if not rows or total in rows[0][1] or not any(p in rows[0][1] for p, _ in parts):
             continue
         for _, metrics in rows:

@@ -12,8 +12,6 @@ import torch.nn.functional as F
 
 from rhea_engine.physics.units import NDENS_TO_INVSEC
 
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
-
 Loss = tuple[torch.Tensor, torch.Tensor]
 
 

@@ -25,9 +25,8 @@ from rhea_engine.config import TrainConfig, from_dict
 from rhea_engine.errors import DeviceError, DivergedError, RunError
 from rhea_engine.model import FFIModel, build_model
 from rhea_engine.train_data import TrainingData, epoch_indices, load_training_data
+from rhea_engine.vocabulary import LEARNED_TASKS, TASKS
 
-TASKS = L.TASKS
-LEARNED_TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate")
 EVAL_CHUNK = 1 << 17
 
 __all__ = ["Callbacks", "TrainResult", "train", "resolve_device", "load_training_data"]

@@ -11,12 +11,12 @@ from typing import TypeVar
 
 from rhea_engine.runs import rundir
 from rhea_engine.runs.store import RunRow, Store
+from rhea_engine.vocabulary import ACTIVE_STATUSES, TASKS
 
 T = TypeVar("T")
 Series = list[tuple[int, float]]
 
 # Metrics the run and compare screens plot; everything else stays in the database.
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
 PLOT_METRICS = (
     "train_loss",
     "test_loss",
@@ -131,7 +131,7 @@ def poll(store: Store, home: Path, request: PollRequest) -> PollResult:
         if row is not None and not (unchanged and known_epoch and not request.force):
             result.details[handle] = store.get_run(handle)
             # a live run whose last epoch went back was resumed from an earlier checkpoint
-            resumed = row.status in ("running", "queued") and (row.last_epoch or 0) < known_epoch
+            resumed = row.status in ACTIVE_STATUSES and (row.last_epoch or 0) < known_epoch
             reset = known_epoch == 0 or resumed
             series = store.metrics(
                 handle, list(PLOT_METRICS), since_epoch=0 if reset else known_epoch

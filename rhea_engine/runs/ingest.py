@@ -13,8 +13,7 @@ import sqlite3
 from typing import Any
 
 from rhea_engine.runs.rundir import to_float
-
-FINAL = ("completed", "failed", "diverged", "stopped", "lost", "pruned")
+from rhea_engine.vocabulary import FINAL_STATUSES
 
 # metric name -> (summary column of the last value, summary column of the best (minimum))
 _SUMMARY = {
@@ -102,7 +101,7 @@ def apply_events(
             if not isinstance(status, str) or not _status_allowed(state, t):
                 continue
             state["status"] = status
-            if status in FINAL:
+            if status in FINAL_STATUSES:
                 state["ended"] = t
                 state["error"] = event.get("error")
                 state["traceback"] = event.get("traceback")

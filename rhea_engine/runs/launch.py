@@ -22,6 +22,7 @@ from rhea_engine.runs import lifecycle
 from rhea_engine.runs.procs import pid_alive, this_host
 from rhea_engine.runs.rundir import STDOUT_FILE, read_events
 from rhea_engine.runs.store import RunRow, Store
+from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 WORKER_MODULE = "rhea_engine.runs.worker"
 INGEST_EVERY_S = 1.0
@@ -101,7 +102,7 @@ def resume_run(
     Slurm run, a new job through `rhea_engine.runs.slurm.resubmit` (None is returned)."""
     store.ingest([handle])
     row = store.get_run(handle)
-    if row.status in ("running", "queued"):
+    if row.status in ACTIVE_STATUSES:
         raise RunError(
             f"Run '{row.name}' is {row.status}; only a stopped, lost, failed or diverged run "
             "can be resumed."
@@ -193,7 +194,7 @@ def forward_interrupts(
 
 def stop_run(store: Store, row: RunRow) -> str:
     """Ask a run's worker to stop (SIGTERM, or the Slurm hook); returns what was done."""
-    if row.status not in ("running", "queued"):
+    if row.status not in ACTIVE_STATUSES:
         raise RunError(f"Run '{row.name}' is not running (it is {row.status}); nothing to stop.")
     if row.slurm_job_id:
         cancel = lifecycle.slurm_hook("cancel")

@@ -21,6 +21,7 @@ from typing import Any
 from rhea_engine.runs.procs import pid_alive, this_host
 from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.rundir import STDOUT_FILE
+from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 LOST_AFTER_S = 30.0
 
@@ -70,7 +71,7 @@ def verdict(
     row: RunRow, gone: bool | None, now: float | None = None
 ) -> tuple[str, str, str | None] | None:
     """(status, error, traceback) for a run whose worker is gone without a final status."""
-    if row.status not in ("running", "queued") or not (row.pid or row.slurm_job_id):
+    if row.status not in ACTIVE_STATUSES or not (row.pid or row.slurm_job_id):
         return None
     now = time.time() if now is None else now
     last_sign = max(

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Statuses (DESIGN.md §3) plus `pruned` (early-stopped sweep trials).
-STATUSES = ("queued", "running", "completed", "failed", "diverged", "stopped", "lost", "pruned")
-FINAL_STATUSES = ("completed", "failed", "diverged", "stopped", "lost", "pruned")
+from rhea_engine.vocabulary import FINAL_STATUSES
 
 # `rhea ls --sort` names -> runs columns
 SORT_KEYS = {

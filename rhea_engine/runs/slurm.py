@@ -23,6 +23,7 @@ from typing import Any
 
 from rhea_engine.errors import SlurmError
 from rhea_engine.runs.rundir import STDOUT_FILE
+from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 POLL_INTERVAL_S = 10.0
 QUERY_TIMEOUT_S = 30.0
@@ -485,7 +486,7 @@ def refresh_slurm_statuses(store: Any, force: bool = False) -> int:
         for r in store.list_runs()
         if r.slurm_job_id
         and (
-            r.status in ("queued", "running")
+            r.status in ACTIVE_STATUSES
             or (
                 r.status in ("stopped", "failed", "lost")
                 and not r.error

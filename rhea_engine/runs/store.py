@@ -23,14 +23,7 @@ from typing import Any, TypeVar
 from rhea_engine.errors import RunError, StoreError, UnknownRunError
 from rhea_engine.runs import lifecycle
 from rhea_engine.runs.ingest import apply_events
-from rhea_engine.runs.rows import (
-    FINAL_STATUSES,
-    SORT_KEYS,
-    STATUSES,
-    RunRow,
-    brief_row,
-    row_from,
-)
+from rhea_engine.runs.rows import SORT_KEYS, RunRow, brief_row, row_from
 from rhea_engine.runs.rundir import (
     EVENTS_FILE,
     RUNS_DIR,
@@ -42,6 +35,7 @@ from rhea_engine.runs.rundir import (
     write_config,
 )
 from rhea_engine.runs.schema import RUN_COLUMNS, VERSION, applied_version, migrate
+from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, STATUSES
 
 DB_FILE = "runs.db"
 SWEEPS_DIR = "sweeps"
@@ -359,12 +353,12 @@ class Store:
         """Ingest one run's new events and settle it if its worker is gone."""
         # Liveness is checked before the events are read: a worker that wrote its final
         # status and exited in between is then seen with that status, never as lost.
-        watched = row[2] in ("running", "queued") and bool(row[4] or row[6])
+        watched = row[2] in ACTIVE_STATUSES and bool(row[4] or row[6])
         gone = lifecycle.process_alive(brief_row(row)) is False if watched else None
         applied = self._ingest_file(row[0], row[1], row[3])
         if not watched and applied:
             again = self._query(f"SELECT {_SLIM} FROM runs WHERE id = ?", (row[0],))  # noqa: S608
-            if again and again[0][2] in ("running", "queued") and (again[0][4] or again[0][6]):
+            if again and again[0][2] in ACTIVE_STATUSES and (again[0][4] or again[0][6]):
                 watched = True  # the start event just told us the pid: check, then re-read
                 gone = lifecycle.process_alive(brief_row(again[0])) is False
                 applied += self._ingest_file(row[0], row[1], again[0][3])

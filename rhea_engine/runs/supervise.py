@@ -22,6 +22,7 @@ from typing import Any
 from rhea_engine.runs import launch, slurm
 from rhea_engine.runs.store import RunRow, Store
 from rhea_engine.sweep import Asha
+from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 SUPERVISOR_LOG = "supervisor.log"
 
@@ -243,7 +244,7 @@ def _wait_final(store: Store, name: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         store.ingest([name])
-        if store.get_run(name).status not in ("running", "queued"):
+        if store.get_run(name).status not in ACTIVE_STATUSES:
             return
         time.sleep(0.5)
 

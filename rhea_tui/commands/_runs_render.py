@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_engine.runs.store import RunRow
+from rhea_engine.vocabulary import TASKS
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -50,7 +51,6 @@ SUMMARY_FIELDS = (
     "fail_epoch",
     "fail_task",
 )
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
 
 
 def num(value: float | None, digits: int = 3) -> str:

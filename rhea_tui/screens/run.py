@@ -10,7 +10,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from rhea_tui.live import TASKS
+from rhea_engine.vocabulary import TASKS
 from rhea_tui.widgets.details import details_panel, log_text
 from rhea_tui.widgets.plots import MetricPlot
 from rhea_tui.widgets.series import fmt_num, status_text

@@ -14,7 +14,8 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from rhea_engine.runs.store import STATUSES, RunRow
+from rhea_engine.runs.store import RunRow
+from rhea_engine.vocabulary import STATUSES
 from rhea_tui.widgets.runs_table import GROUP_PREFIX, RunsTable
 from rhea_tui.widgets.series import status_text
 

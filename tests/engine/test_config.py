@@ -6,11 +6,12 @@ import pytest
 
 from rhea_engine import config
 from rhea_engine.errors import ConfigError
+from rhea_engine.vocabulary import TASKS
 
 
 def test_defaults_include_loss_multipliers() -> None:
     cfg = config.default_config()
-    assert [cfg.loss_multiplier(t) for t in config.TASKS] == [1, 1, 1, 1, 1, 10]
+    assert [cfg.loss_multiplier(t) for t in TASKS] == [1, 1, 1, 1, 1, 10]
 
 
 def test_set_parses_types_against_keys() -> None:

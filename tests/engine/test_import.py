@@ -11,8 +11,7 @@ from rhea_engine.errors import ImportFormatError
 from rhea_engine.importer import import_runs, parse_loss, parse_parameters
 from rhea_engine.runs.rundir import read_config
 from rhea_engine.runs.store import Store
-
-TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical")
+from rhea_engine.vocabulary import TASKS
 
 
 def loss_columns() -> list[str]:

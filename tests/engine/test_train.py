@@ -11,11 +11,11 @@ import torch
 from train_fixtures import tiny_config, tiny_data, write_h5_sets
 
 from rhea_engine.checkpoint import latest_checkpoint, load_checkpoint
-from rhea_engine.config import TASKS
 from rhea_engine.errors import DataError, DeviceError, DivergedError, RunError
 from rhea_engine.model import model_from_checkpoint
 from rhea_engine.train import Callbacks, resolve_device, train
 from rhea_engine.train_data import epoch_indices, load_training_data
+from rhea_engine.vocabulary import TASKS
 
 
 class Recorder(Callbacks):

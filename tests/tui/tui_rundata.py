@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rhea_engine.config import TASKS, default_config
+from rhea_engine.config import default_config
 from rhea_engine.runs import rundir
 from rhea_engine.runs.procs import this_host
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
+from rhea_engine.vocabulary import TASKS
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: every event time counts up from here
 NOW = T0 + 7200.0  # the clock the tests give the app: two hours after the first event
