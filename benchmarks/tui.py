@@ -131,18 +131,22 @@ def child_idle(home: str, screen: str, seconds: float) -> None:
         def on_mount(self) -> None:
             super().on_mount()
             if screen != "runs":
-                self.call_later(lambda: self.push_screen(RunScreen(screen)))
+                self.call_later(lambda: self.push_screen(RunScreen(self.state, screen)))
             self.set_timer(3.0, self.begin)  # let the first reads settle
 
         def begin(self) -> None:
-            self.cpu0, self.wall0, self.polls0 = time.process_time(), time.monotonic(), self.polls
+            self.cpu0, self.wall0, self.polls0 = (
+                time.process_time(),
+                time.monotonic(),
+                self.state.polls,
+            )
             self.set_timer(seconds, self.end)
 
         def end(self) -> None:
             cpu = time.process_time() - self.cpu0
             wall = time.monotonic() - self.wall0
             print(
-                json.dumps({"cpu_s": cpu, "wall_s": wall, "polls": self.polls - self.polls0}),
+                json.dumps({"cpu_s": cpu, "wall_s": wall, "polls": self.state.polls - self.polls0}),
                 flush=True,
             )
             self.exit()
@@ -177,9 +181,9 @@ async def epoch_to_redraw(home: Path, handle: str, first_epoch: int, repeats: in
     app = RheaApp(home)
     delays = []
     async with app.run_test(size=(160, 48)) as pilot:
-        while not app.loaded:
+        while not app.state.loaded:
             await pilot.pause(0.01)
-        app.push_screen(RunScreen(handle))
+        app.push_screen(RunScreen(app.state, handle))
         await pilot.pause()
         plot = app.screen.query_one("#plot-loss", MetricPlot)
         while plot.point_count() < 2 * (first_epoch - 1) or plot.draws == 0:

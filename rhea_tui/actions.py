@@ -1,60 +1,71 @@
 """What the TUI's keys do to runs, through the same engine calls as the CLI commands.
 
-Each function takes the store (or the home, for long work kept off the store thread) and
-returns a one-line message for the screen; a RheaError carries the user-facing reason.
+Each action takes the store and a run handle and returns an ActionResult (the run it acted
+on, a one-line message, and the figures behind it); a RheaError carries the user-facing
+reason. Actions run on worker threads; the Store's own lock serialises its connection.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rhea_engine.errors import RheaError
 from rhea_engine.runs.store import Store
 
 
-def stop_run(store: Store, handle: str) -> str:
+@dataclass(frozen=True)
+class ActionResult:
+    """The outcome of an action on one run."""
+
+    handle: str
+    message: str
+    figures: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None  # a file the action wrote (an export)
+
+
+def stop_run(store: Store, handle: str) -> ActionResult:
     """As `rhea stop`: SIGTERM to the worker (or the Slurm hook); it checkpoints and stops."""
     from rhea_engine.runs import launch
 
     store.ingest([handle])
     done = launch.stop_run(store, store.get_run(handle))
-    return f"{handle}: {done}"
+    return ActionResult(handle, f"{handle}: {done}")
 
 
-def resume_run(store: Store, handle: str) -> str:
+def resume_run(store: Store, handle: str) -> ActionResult:
     """As `rhea resume --detach`: continue from the last checkpoint in the background."""
     from rhea_engine.runs import launch
 
     process = launch.resume_run(store, handle)
-    where = f"pid {process.pid}" if process is not None else "resubmitted to Slurm"
-    return f"{handle}: resumed from its last checkpoint ({where})"
+    if process is None:
+        return ActionResult(
+            handle, f"{handle}: resumed from its last checkpoint (resubmitted to Slurm)"
+        )
+    message = f"{handle}: resumed from its last checkpoint (pid {process.pid})"
+    return ActionResult(handle, message, {"pid": process.pid})
 
 
-def delete_run(store: Store, handle: str) -> str:
+def delete_run(store: Store, handle: str) -> ActionResult:
     store.delete_run(handle)
-    return f"{handle} deleted"
+    return ActionResult(handle, f"{handle} deleted")
 
 
-def export_run(home: Path, handle: str) -> str:
+def export_run(store: Store, handle: str) -> ActionResult:
     """As `rhea export RUN`: TorchScript of the latest checkpoint, parity-checked."""
-    try:
-        from rhea_engine.export import export_run as engine_export
-    except ImportError as exc:
-        raise RheaError(
-            "Export is not available in this installation; use `rhea export RUN` instead.",
-            "Export unavailable",
-        ) from exc
-    result = engine_export(home, handle)
+    from rhea_engine.export import export_run as engine_export
+
+    result = engine_export(store.home, handle)
     worst = max(result.parity.values(), default=0.0)
-    return f"{handle} exported to {result.path} (max abs difference {worst:.1e})"
+    message = f"{handle} exported to {result.path} (max abs difference {worst:.1e})"
+    return ActionResult(handle, message, dict(result.parity), result.path)
 
 
 def prepare_config(home: Path, values: dict[str, Any], name: str | None) -> tuple[Any, Any]:
     """The checks `rhea run` makes before creating a run (name, data files, device).
 
     Returns the validated config and its data files; no data files means the default
-    synthetic set, generated once per home (kept off the store thread: it can take seconds).
+    synthetic set, generated once per home (it can take seconds: call it from a worker).
     """
     from rhea_engine import config as config_mod
     from rhea_engine.runs import defaults, preflight
@@ -68,10 +79,12 @@ def prepare_config(home: Path, values: dict[str, Any], name: str | None) -> tupl
 
 def launch_new_run(
     store: Store, config: Any, data: tuple[list[str], list[str]], name: str | None, detach: bool
-) -> str:
+) -> ActionResult:
     """Create the run and start its worker through the engine path of `rhea run --detach`."""
     from rhea_engine.runs import launch
 
     row, process = launch.launch_new_run(store, config, name, data)
     how = "in the background" if detach else "until the TUI quits"
-    return f"{row.name} started {how} (pid {process.pid})"
+    return ActionResult(
+        row.name, f"{row.name} started {how} (pid {process.pid})", {"pid": process.pid}
+    )

@@ -13,17 +13,8 @@ from rich.text import Text
 
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
+from rhea_tui.format import cli_columns, epochs_done, sci, sig, status_style, status_text
 
-STATUS_STYLE = {
-    "running": "bold cyan",
-    "queued": "dim",
-    "completed": "green",
-    "failed": "bold red",
-    "diverged": "bold red",
-    "stopped": "yellow",
-    "lost": "magenta",
-    "pruned": "dim yellow",
-}
 SUMMARY_FIELDS = (
     "id",
     "name",
@@ -53,77 +44,28 @@ SUMMARY_FIELDS = (
 )
 
 
-def num(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return f"{value:.{digits}e}"
-
-
-def age(t: float | None) -> str:
-    if t is None:
-        return "-"
-    seconds = max(0.0, time.time() - t)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def status_text(row: RunRow) -> Text:
-    return Text(row.status, style=STATUS_STYLE.get(row.status, ""))
-
-
-def epochs(row: RunRow) -> str:
-    total = row.total_epochs or row.config.get("epochs")
-    return f"{row.last_epoch or 0}/{total or '?'}"
-
-
-def short(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}"
-
-
-def runs_table(rows: list[RunRow], width: int = 80) -> Text:
+def runs_table(rows: list[RunRow], width: int = 80, now: float | None = None) -> Text:
     """The runs list as aligned text (a rich Table takes ~1 ms a row; this stays fast)."""
-    with_sweep = any(row.sweep for row in rows)
-    header = ["run"] + (["sweep"] if with_sweep else [])
-    header += ["status", "epoch", "train", "test", "best", "max ELN", "lr", "device", "age"]
-    left = {"run", "sweep", "status", "device"}
-    cells = [
-        [row.name]
-        + ([row.sweep or ""] if with_sweep else [])
-        + [
-            row.status,
-            epochs(row),
-            short(row.last_train_loss),
-            short(row.last_test_loss),
-            short(row.best_test_loss),
-            short(row.max_eln_violation),
-            short(row.learning_rate),
-            row.device or str(row.config.get("device", "")),
-            age(row.heartbeat or row.created),
-        ]
-        for row in rows
-    ]
-    widths = [max(len(str(line[k])) for line in [header, *cells]) for k in range(len(header))]
+    now = time.time() if now is None else now
+    columns = cli_columns(rows)
+    header = [column.cli_label or column.label for column in columns]
+    cells = [[column.text(row, now, sig) for column in columns] for row in rows]
+    widths = [max(len(line[k]) for line in [header, *cells]) for k in range(len(header))]
     gap = "  " if sum(widths) + 2 * (len(widths) - 1) <= width else " "
 
     def line(values: list[str]) -> list[str]:
         return [
-            v.ljust(w) if name in left else v.rjust(w)
-            for v, w, name in zip(values, widths, header, strict=True)
+            v.rjust(w) if column.right else v.ljust(w)
+            for v, w, column in zip(values, widths, columns, strict=True)
         ]
 
     text = Text(gap.join(line(header)).rstrip() + "\n", style="bold")
-    status_at = header.index("status")
+    status_at = next(k for k, column in enumerate(columns) if column.kind == "status")
     for row, values in zip(rows, cells, strict=True):
         padded = line(values)
         before = gap.join(padded[:status_at])
         text.append(before + (gap if before else ""))
-        text.append(padded[status_at], style=STATUS_STYLE.get(row.status, ""))
+        text.append(padded[status_at], style=status_style(row.status))
         text.append((gap + gap.join(padded[status_at + 1 :])).rstrip() + "\n")
     text.rstrip()
     return text
@@ -155,10 +97,10 @@ def epoch_line(event: dict[str, Any], total: int | None) -> str:
 
     parts = [
         f"epoch {event.get('epoch')}/{total or '?'}",
-        f"train {num(get('train_loss'))}",
-        f"test {num(get('test_loss'))}",
-        f"ELN {num(get('ELN_violation'), 1)}",
-        f"lr {num(get('learning_rate'), 1)}",
+        f"train {sci(get('train_loss'))}",
+        f"test {sci(get('test_loss'))}",
+        f"ELN {sci(get('ELN_violation'), 1)}",
+        f"lr {sci(get('learning_rate'), 1)}",
     ]
     if get("epoch_seconds") is not None:
         parts.append(f"{get('epoch_seconds'):.1f} s")
@@ -182,7 +124,7 @@ def evaluation_table(results: dict[str, float]) -> Table:
         for source in sources:
             table.add_column({"box3d": "Box3D"}.get(source, source), justify="right")
         for metric, values in sorted(grouped.items()):
-            table.add_row(metric, *(num(values.get(s)) for s in sources))
+            table.add_row(metric, *(sci(values.get(s)) for s in sources))
     other = {k: v for k, v in other.items() if not k.startswith("n_")} | {
         k: v for k, v in other.items() if k.startswith("n_")
     }
@@ -191,10 +133,10 @@ def evaluation_table(results: dict[str, float]) -> Table:
             table.add_column("metric")
             table.add_column("value", justify="right")
             for name, value in sorted(other.items()):
-                table.add_row(name, num(value))
+                table.add_row(name, sci(value))
         else:
             for name, value in other.items():
-                shown = f"{value:.0f}" if name.startswith("n_") else num(value)
+                shown = f"{value:.0f}" if name.startswith("n_") else sci(value)
                 table.add_row(name, shown, "", "")
     return table
 
@@ -205,8 +147,8 @@ def run_details(
     """Everything `rhea show` prints about one run."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created))
     head = Table.grid(padding=(0, 2))
-    head.add_row("status", status_text(row))
-    head.add_row("epoch", epochs(row))
+    head.add_row("status", status_text(row.status, marked=False))
+    head.add_row("epoch", epochs_done(row))
     head.add_row("created", when)
     if row.sweep:
         head.add_row("sweep", row.sweep)
@@ -280,7 +222,7 @@ def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
         finite = [p for p in points if math.isfinite(p[1])]
         best = min(finite, key=lambda p: p[1]) if finite and name != "learning_rate" else None
         table.add_row(
-            name, num(points[-1][1]), num(best[1]) if best else "-", str(best[0]) if best else "-"
+            name, sci(points[-1][1]), sci(best[1]) if best else "-", str(best[0]) if best else "-"
         )
     return table
 
@@ -289,8 +231,8 @@ def run_summary(row: RunRow) -> str:
     """A few lines at the end of a foreground run; `rhea show` has the rest."""
     lines = [
         f"Run {row.name} {row.status} after {row.last_epoch or 0} epoch(s): "
-        f"best test loss {num(row.best_test_loss)}, max ELN violation "
-        f"{num(row.max_eln_violation)}."
+        f"best test loss {sci(row.best_test_loss)}, max ELN violation "
+        f"{sci(row.max_eln_violation)}."
     ]
     results = row.evaluation or {}
     pairs = [("ndens_e_mean_err", "mean |dN_e|/ntot"), ("stability_accuracy", "stability accuracy")]
@@ -298,7 +240,7 @@ def run_summary(row: RunRow) -> str:
         values = [results.get(f"{who}_{key}") for who in ("model", "box3d", "identity")]
         if values[0] is not None:
             shown = ", ".join(
-                f"{who} {num(value)}"
+                f"{who} {sci(value)}"
                 for who, value in zip(("model", "Box3D", "identity"), values, strict=True)
                 if value is not None
             )

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from rhea_engine.compare import differing_params, evaluation_table, metric_table
+from rhea_engine.runs.store import RunRow
+from rhea_tui.format import cell, compact, status_text
+from rhea_tui.screens.base import StateScreen
+from rhea_tui.state import TuiState
 from rhea_tui.widgets.plots import MetricPlot
-from rhea_tui.widgets.series import fmt_num, status_text
-
-if TYPE_CHECKING:
-    from rhea_tui.app import RheaApp
 
 OVERLAY_METRICS = ("test_loss", "train_loss", "ELN_violation", "learning_rate")
 MAX_MULTIPLES = 12
@@ -29,15 +26,11 @@ HELP = [
 ]
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return fmt_num(value, 3)
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
-    return "-" if value is None else str(value)
+def number(value: float | None) -> str:
+    return compact(value, 3)
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(StateScreen):
     """Marked runs or a sweep: one small plot per run, one overlaid plot, and two tables."""
 
     BINDINGS = [
@@ -46,17 +39,14 @@ class CompareScreen(Screen[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
+    HELP = HELP
 
-    def __init__(self, handles: list[str], title: str) -> None:
-        super().__init__()
+    def __init__(self, state: TuiState, handles: list[str], title: str) -> None:
+        super().__init__(state)
         self.handles = list(handles)
         self.title_text = title
         self.metric_index = 0
         self._table_key: tuple[object, ...] = ()
-
-    @property
-    def rhea(self) -> RheaApp:
-        return self.app  # type: ignore[return-value]
 
     @property
     def metric(self) -> str:
@@ -80,28 +70,20 @@ class CompareScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.rhea.watch_runs(self.handles)
+        self.watch_runs(self.handles)
         self.query_one("#cmp-body").focus()
         self.update_data()
 
     def on_unmount(self) -> None:
-        self.rhea.unwatch_runs(self.handles)
+        self.state.unwatch(self.handles)
 
-    def on_screen_resume(self) -> None:
-        self.update_data()
-
-    def rows(self) -> list[Any]:
-        found = []
-        for handle in self.handles:
-            row = self.rhea.details.get(handle) or self.rhea.row(handle)
-            if row is not None:
-                found.append(row)
-        return found
+    def rows(self) -> list[RunRow]:
+        return [row for row in map(self.state.run, self.handles) if row is not None]
 
     def update_data(self) -> None:
         if not self.is_mounted:
             return
-        series = self.rhea.series
+        series = self.state.series
         shown = len(self.handles[:MAX_MULTIPLES])
         more = f" (small multiples of the first {shown})" if len(self.handles) > shown else ""
         self.query_one("#cmp-title", Static).update(
@@ -124,7 +106,7 @@ class CompareScreen(Screen[None]):
             self.fill_metrics(rows)
             self.fill_evaluation(rows)
 
-    def fill_params(self, rows: list[Any]) -> None:
+    def fill_params(self, rows: list[RunRow]) -> None:
         table = self.query_one("#cmp-params", DataTable)
         table.clear(columns=True)
         params = differing_params({row.name: row.config for row in rows})
@@ -134,12 +116,12 @@ class CompareScreen(Screen[None]):
         if not params:
             table.add_row("(all parameters equal)", *["" for _ in rows])
         for name, values in params.items():
-            table.add_row(name, *(_value(values.get(row.name)) for row in rows))
+            table.add_row(name, *(cell(values.get(row.name), number) for row in rows))
 
-    def fill_metrics(self, rows: list[Any]) -> None:
+    def fill_metrics(self, rows: list[RunRow]) -> None:
         table = self.query_one("#cmp-metrics", DataTable)
         table.clear(columns=True)
-        entries = metric_table(rows, self.rhea.series, "test_loss")
+        entries = metric_table(rows, self.state.series, "test_loss")
         columns = ["run", "status", "epoch", "best test", "@", "last test", "last train", "ELN max"]
         for column in columns:
             table.add_column(column)
@@ -148,20 +130,19 @@ class CompareScreen(Screen[None]):
             default=None,
         )
         for entry in entries:
-            label, style = status_text(entry["status"])
             winner = best is not None and entry["best_test_loss"] == best
             table.add_row(
                 Text(("★ " if winner else "  ") + entry["run"], style="bold" if winner else ""),
-                Text(label, style=style),
+                status_text(entry["status"]),
                 f"{entry['epochs'] or 0}/{entry['total_epochs'] or '?'}",
-                fmt_num(entry["best_test_loss"], 3),
+                number(entry["best_test_loss"]),
                 str(entry["best_test_epoch"] or "-"),
-                fmt_num(entry["last_test_loss"], 3),
-                fmt_num(entry["last_train_loss"], 3),
-                fmt_num(entry["max_ELN_violation"], 3),
+                number(entry["last_test_loss"]),
+                number(entry["last_train_loss"]),
+                number(entry["max_ELN_violation"]),
             )
 
-    def fill_evaluation(self, rows: list[Any]) -> None:
+    def fill_evaluation(self, rows: list[RunRow]) -> None:
         table = self.query_one("#cmp-eval", DataTable)
         table.clear(columns=True)
         evaluation = evaluation_table({row.name: row.evaluation for row in rows})
@@ -173,7 +154,7 @@ class CompareScreen(Screen[None]):
         for entry in evaluation["rows"]:
             values = entry["values"]
             table.add_row(
-                entry["label"], *(fmt_num(values.get(q), 3) for q in evaluation["quantities"])
+                entry["label"], *(number(values.get(q)) for q in evaluation["quantities"])
             )
 
     def action_back(self) -> None:
@@ -182,11 +163,3 @@ class CompareScreen(Screen[None]):
     def action_cycle_metric(self) -> None:
         self.metric_index = (self.metric_index + 1) % len(OVERLAY_METRICS)
         self.update_data()
-
-    def action_help(self) -> None:
-        from rhea_tui.screens.dialogs import HelpScreen
-
-        self.app.push_screen(HelpScreen(HELP))
-
-    def action_quit(self) -> None:
-        self.app.exit()

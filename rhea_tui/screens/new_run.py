@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -17,9 +17,9 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from rhea_engine import config as rhea_config
 from rhea_engine.errors import RheaError
 from rhea_engine.runs.rundir import check_run_name
-
-if TYPE_CHECKING:
-    from rhea_tui.app import RheaApp
+from rhea_tui.actions import ActionResult
+from rhea_tui.messages import PollNow
+from rhea_tui.state import TuiState
 
 # (field id, label, CLI shortcut, config keys it sets)
 FIELDS = (
@@ -90,14 +90,11 @@ class NewRunScreen(ModalScreen[str | None]):
         Binding("ctrl+s", "launch", "Launch", priority=True),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, state: TuiState) -> None:
         super().__init__()
+        self.state = state
         self.resolved: dict[str, Any] | None = None
         self.launching = False
-
-    @property
-    def rhea(self) -> RheaApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         defaults = form_defaults()
@@ -167,17 +164,15 @@ class NewRunScreen(ModalScreen[str | None]):
         from rhea_tui.actions import launch_new_run, prepare_config
 
         try:
-            config, data = prepare_config(self.rhea.home, values, name)
-            message = self.rhea.gateway.call(
-                lambda store: launch_new_run(store, config, data, name, detach)
-            )
+            config, data = prepare_config(self.state.home, values, name)
+            result = launch_new_run(self.state.store, config, data, name, detach)
         except RheaError as exc:
             self.app.call_from_thread(self._failed, exc.message)
             return
         except Exception as exc:  # noqa: BLE001 - shown in the form, never a crash
             self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
             return
-        self.app.call_from_thread(self._started, message, detach)
+        self.app.call_from_thread(self._started, result, detach)
 
     def _failed(self, message: str) -> None:
         self.launching = False
@@ -185,10 +180,9 @@ class NewRunScreen(ModalScreen[str | None]):
         error.update(Text(message))
         error.add_class("shown")
 
-    def _started(self, message: str, detach: bool) -> None:
-        handle = message.split()[0]
+    def _started(self, result: ActionResult, detach: bool) -> None:
         if not detach:
-            self.rhea.attached.add(handle)
-        self.rhea.notify(message, title="New run", markup=False)
-        self.rhea.start_poll()
-        self.dismiss(handle)
+            self.state.attached.add(result.handle)
+        self.app.notify(result.message, title="New run", markup=False)
+        self.app.post_message(PollNow())
+        self.dismiss(result.handle)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
+from rhea_tui import actions
+from rhea_tui.format import compact, epochs_done, status_label, status_style
+from rhea_tui.screens.base import StateScreen
+from rhea_tui.state import TuiState
 from rhea_tui.widgets.details import details_panel, log_text
 from rhea_tui.widgets.plots import MetricPlot
-from rhea_tui.widgets.series import fmt_num, status_text
-
-if TYPE_CHECKING:
-    from rhea_tui.app import RheaApp
 
 TASK_LABELS = {
     "stability": "stab",
@@ -36,7 +34,7 @@ HELP = [
 ]
 
 
-class RunScreen(Screen[None]):
+class RunScreen(StateScreen):
     """One run: loss curves, ELN violation, learning rate, details and log."""
 
     BINDINGS = [
@@ -50,17 +48,14 @@ class RunScreen(Screen[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
+    HELP = HELP
 
-    def __init__(self, handle: str) -> None:
-        super().__init__()
+    def __init__(self, state: TuiState, handle: str) -> None:
+        super().__init__(state)
         self.handle = handle
         self._log_key: tuple[object, ...] = ()
         self._details_key: tuple[object, ...] = ()
         self.all_config = False
-
-    @property
-    def rhea(self) -> RheaApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(self.handle, id="run-title")
@@ -77,20 +72,35 @@ class RunScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.rhea.watch_runs([self.handle])
+        self.watch_runs([self.handle])
         self.update_data()
 
     def on_unmount(self) -> None:
-        self.rhea.unwatch_runs([self.handle])
-
-    def on_screen_resume(self) -> None:
-        self.update_data()
+        self.state.unwatch([self.handle])
 
     def update_data(self) -> None:
         """Redraw what changed since the last poll: plots, title, panel, log."""
         if not self.is_mounted:
             return
-        series = self.rhea.series.get(self.handle, {})
+        self.draw_plots()
+        row = self.state.run(self.handle)
+        if row is None:
+            title = f"[b]{self.handle}[/b]  " + (
+                "reading…" if not self.state.loaded else "[red]no such run (deleted?)[/red]"
+            )
+            self.query_one("#run-title", Static).update(title)
+            return
+        self.query_one("#run-title", Static).update(
+            f"[b]{row.name}[/b]  [{status_style(row.status)}]{status_label(row.status)}[/]  "
+            f"epoch {epochs_done(row)}"
+            f"  train {compact(row.last_train_loss)}  test {compact(row.last_test_loss)}"
+            f"  ELN {compact(row.max_eln_violation)}"
+        )
+        self.draw_details(row)
+        self.draw_log(row)
+
+    def draw_plots(self) -> None:
+        series = self.state.series.get(self.handle, {})
         self.query_one("#plot-loss", MetricPlot).set_series(
             {"train": series.get("train_loss", []), "test": series.get("test_loss", [])}
         )
@@ -102,22 +112,9 @@ class RunScreen(Screen[None]):
             eln["test"] = series["ELN_violation_test"]
         self.query_one("#plot-eln", MetricPlot).set_series(eln)
         self.query_one("#plot-lr", MetricPlot).set_series({"lr": series.get("learning_rate", [])})
-        row = self.rhea.details.get(self.handle) or self.rhea.row(self.handle)
-        if row is None:
-            title = f"[b]{self.handle}[/b]  " + (
-                "reading…" if not self.rhea.loaded else "[red]no such run (deleted?)[/red]"
-            )
-            self.query_one("#run-title", Static).update(title)
-            return
-        label, style = status_text(row.status)
-        total = row.total_epochs or row.config.get("epochs") or "?"
-        title = (
-            f"[b]{row.name}[/b]  [{style}]{label}[/]  epoch {row.last_epoch or 0}/{total}"
-            f"  train {fmt_num(row.last_train_loss)}  test {fmt_num(row.last_test_loss)}"
-            f"  ELN {fmt_num(row.max_eln_violation)}"
-        )
-        self.query_one("#run-title", Static).update(title)
-        now = self.rhea.clock()
+
+    def draw_details(self, row: RunRow) -> None:
+        now = self.state.clock()
         details_key = (
             row.status,
             row.last_epoch,
@@ -131,7 +128,9 @@ class RunScreen(Screen[None]):
             self.query_one("#run-details-text", Static).update(
                 details_panel(row, now, self.all_config)
             )
-        size, tail = self.rhea.logs.get(self.handle, (0, ""))
+
+    def draw_log(self, row: RunRow) -> None:
+        size, tail = self.state.logs.get(self.handle, (0, ""))
         log_key = (size, row.status, row.error)
         if log_key != self._log_key:
             self._log_key = log_key
@@ -153,24 +152,10 @@ class RunScreen(Screen[None]):
         self.toggle_class("hide-log")
 
     def action_stop(self) -> None:
-        from rhea_tui.actions import stop_run
-
-        self.rhea.act_on_run(f"Stopping {self.handle}", stop_run, self.handle)
+        self.act(f"Stopping {self.handle}", actions.stop_run, self.handle)
 
     def action_resume(self) -> None:
-        from rhea_tui.actions import resume_run
-
-        self.rhea.act_on_run(f"Resuming {self.handle}", resume_run, self.handle)
+        self.act(f"Resuming {self.handle}", actions.resume_run, self.handle)
 
     def action_export(self) -> None:
-        from rhea_tui.actions import export_run
-
-        self.rhea.act_on_run(f"Exporting {self.handle}", export_run, self.handle, on_store=False)
-
-    def action_help(self) -> None:
-        from rhea_tui.screens.dialogs import HelpScreen
-
-        self.app.push_screen(HelpScreen(HELP))
-
-    def action_quit(self) -> None:
-        self.app.exit()
+        self.act(f"Exporting {self.handle}", actions.export_run, self.handle)

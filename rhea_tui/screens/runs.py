@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -11,16 +10,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import STATUSES
+from rhea_tui import actions
+from rhea_tui.format import status_mark, status_style
+from rhea_tui.screens.base import StateScreen
+from rhea_tui.state import TuiState
 from rhea_tui.widgets.runs_table import GROUP_PREFIX, RunsTable
-from rhea_tui.widgets.series import status_text
-
-if TYPE_CHECKING:
-    from rhea_tui.app import RheaApp
 
 SORTS = (
     ("id", "created"),
@@ -73,7 +71,7 @@ def _sort_value(row: RunRow, field: str) -> float:
     return float(value)
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(StateScreen):
     """All runs of the home; Enter opens one, Space marks, c compares the marked runs."""
 
     BINDINGS = [
@@ -95,9 +93,10 @@ class RunsScreen(Screen[None]):
         Binding("escape", "clear", "Clear", show=False),
         Binding("q", "quit", "Quit"),
     ]
+    HELP = HELP
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: TuiState) -> None:
+        super().__init__(state)
         self.marked: set[str] = set()
         self.filter_text = ""
         self.status_filter: str | None = None
@@ -105,10 +104,6 @@ class RunsScreen(Screen[None]):
         self.descending = False
         self.group = False
         self.shown: list[RunRow] = []
-
-    @property
-    def rhea(self) -> RheaApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-summary")
@@ -126,9 +121,6 @@ class RunsScreen(Screen[None]):
         if self.app.screen is self:
             self.update_data()
 
-    def on_screen_resume(self) -> None:
-        self.update_data()
-
     def on_resize(self, event: Resize) -> None:
         table = self.query_one(RunsTable)
         wide = event.size.width >= 100
@@ -141,7 +133,7 @@ class RunsScreen(Screen[None]):
         sweep, status, words = parse_filter(self.filter_text)
         status = status or self.status_filter
         rows = []
-        for row in self.rhea.runs:
+        for row in self.state.runs:
             if sweep is not None and row.sweep != sweep:
                 continue
             if status is not None and row.status != status:
@@ -168,22 +160,20 @@ class RunsScreen(Screen[None]):
         if not self.is_mounted:
             return
         self.shown = self.visible_rows()
-        self.query_one(RunsTable).show(self.shown, self.marked, self.rhea.clock(), self.group)
+        self.query_one(RunsTable).show(self.shown, self.marked, self.state.clock(), self.group)
         self.query_one("#runs-summary", Static).update(self.summary())
 
     def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for row in self.rhea.runs:
-            counts[row.status] = counts.get(row.status, 0) + 1
-        parts = [f"[b]{len(self.rhea.runs)} runs[/b]"]
+        counts = self.state.status_counts()
+        parts = [f"[b]{len(self.state.runs)} runs[/b]"]
         parts += [
-            Text(f"{status_text(s)[0].split()[0]} {counts[s]}", style=status_text(s)[1]).markup
+            Text(f"{status_mark(s)} {counts[s]}", style=status_style(s)).markup
             for s in STATUSES
             if counts.get(s)
         ]
-        if not self.rhea.loaded:
+        if not self.state.loaded:
             parts = ["reading runs…"]
-        elif not self.rhea.runs:
+        elif not self.state.runs:
             parts.append("none yet: press n to start one")
         view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
         if self.filter_text or self.status_filter:
@@ -216,7 +206,7 @@ class RunsScreen(Screen[None]):
             return None
         if key.startswith(GROUP_PREFIX):
             return key[len(GROUP_PREFIX) :] or None
-        row = self.rhea.row(key)
+        row = self.state.row(key)
         return row.sweep if row else None
 
     # --- actions ---------------------------------------------------------------------
@@ -234,7 +224,7 @@ class RunsScreen(Screen[None]):
             return
         from rhea_tui.screens.run import RunScreen
 
-        self.app.push_screen(RunScreen(key))
+        self.app.push_screen(RunScreen(self.state, key))
 
     def action_mark(self) -> None:
         key = self.current()
@@ -254,61 +244,54 @@ class RunsScreen(Screen[None]):
         table.action_cursor_down()
 
     def action_compare(self) -> None:
-        handles = [r.name for r in self.rhea.runs if r.name in self.marked]
+        handles = [r.name for r in self.state.runs if r.name in self.marked]
         if not handles:
             self.notify("Mark runs with Space first, or press C to compare a sweep.")
             return
         from rhea_tui.screens.compare import CompareScreen
 
-        self.app.push_screen(CompareScreen(handles, title=f"{len(handles)} marked runs"))
+        self.app.push_screen(CompareScreen(self.state, handles, f"{len(handles)} marked runs"))
 
     def action_compare_sweep(self) -> None:
         sweep = self.current_sweep()
         if sweep is None:
             self.notify("The selected run belongs to no sweep.", severity="warning")
             return
-        handles = [r.name for r in self.rhea.runs if r.sweep == sweep]
+        handles = [r.name for r in self.state.runs if r.sweep == sweep]
         from rhea_tui.screens.compare import CompareScreen
 
-        self.app.push_screen(CompareScreen(handles, title=f"sweep:{sweep}"))
+        self.app.push_screen(CompareScreen(self.state, handles, f"sweep:{sweep}"))
 
     def action_new_run(self) -> None:
         from rhea_tui.screens.new_run import NewRunScreen
 
-        self.app.push_screen(NewRunScreen())
+        self.app.push_screen(NewRunScreen(self.state))
 
     def action_stop(self) -> None:
         handle = self.current_run()
         if handle:
-            from rhea_tui.actions import stop_run
-
-            self.rhea.act_on_run(f"Stopping {handle}", stop_run, handle)
+            self.act(f"Stopping {handle}", actions.stop_run, handle)
 
     def action_resume(self) -> None:
         handle = self.current_run()
         if handle:
-            from rhea_tui.actions import resume_run
-
-            self.rhea.act_on_run(f"Resuming {handle}", resume_run, handle)
+            self.act(f"Resuming {handle}", actions.resume_run, handle)
 
     def action_export(self) -> None:
         handle = self.current_run()
         if handle:
-            from rhea_tui.actions import export_run
-
-            self.rhea.act_on_run(f"Exporting {handle}", export_run, handle, on_store=False)
+            self.act(f"Exporting {handle}", actions.export_run, handle)
 
     def action_delete(self) -> None:
         handle = self.current_run()
         if not handle:
             return
-        from rhea_tui.actions import delete_run
         from rhea_tui.screens.dialogs import ConfirmScreen
 
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.marked.discard(handle)
-                self.rhea.act_on_run(f"Deleting {handle}", delete_run, handle)
+                self.act(f"Deleting {handle}", actions.delete_run, handle)
 
         question = f"Delete run [b]{handle}[/b] and its directory (events, log, checkpoints)?"
         self.app.push_screen(ConfirmScreen(question, "Delete"), confirmed)
@@ -355,11 +338,3 @@ class RunsScreen(Screen[None]):
     def action_reverse_sort(self) -> None:
         self.descending = not self.descending
         self.update_data()
-
-    def action_help(self) -> None:
-        from rhea_tui.screens.dialogs import HelpScreen
-
-        self.app.push_screen(HelpScreen(HELP))
-
-    def action_quit(self) -> None:
-        self.app.exit()

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from rhea_engine.config import default_config
 from rhea_engine.runs.store import RunRow
-from rhea_tui.widgets.series import fmt_age, fmt_num, status_text
+from rhea_tui.format import age, compact, status_text
 
 METHODS = ("model", "box3d", "identity")
 
@@ -42,19 +42,18 @@ def evaluation_table(evaluation: dict[str, float]) -> RenderableType:
     for method in METHODS:
         table.add_column("Box3D" if method == "box3d" else method, justify="right")
     for quantity, by_method in cells.items():
-        table.add_row(quantity, *(fmt_num(by_method.get(m), 3) for m in METHODS))
+        table.add_row(quantity, *(compact(by_method.get(m), 3) for m in METHODS))
     for name, value in other.items():
-        table.add_row(name, fmt_num(value, 3), "", "")
+        table.add_row(name, compact(value, 3), "", "")
     return table
 
 
 def details_panel(row: RunRow, now: float, all_config: bool = False) -> RenderableType:
     """Status, where it runs, data, checkpoints, final evaluation and the config."""
-    label, style = status_text(row.status)
     info = Table.grid(padding=(0, 1))
     info.add_column(style="bold")
     info.add_column()
-    info.add_row("status", Text(label, style=style))
+    info.add_row("status", status_text(row.status))
     if row.fail_epoch is not None or row.fail_task:
         info.add_row("first bad", f"epoch {row.fail_epoch} task {row.fail_task or '-'}")
     total = row.total_epochs or row.config.get("epochs")
@@ -65,13 +64,13 @@ def details_panel(row: RunRow, now: float, all_config: bool = False) -> Renderab
         info.add_row("slurm", str(row.slurm_job_id))
     info.add_row("device", row.device or str(row.config.get("device", "-")))
     started = row.started or row.created
-    info.add_row("started", f"{_when(started)} ({fmt_age(now - started) if started else '-'} ago)")
+    info.add_row("started", f"{_when(started)} ({age(now - started) if started else '-'} ago)")
     if row.ended:
         info.add_row("ended", _when(row.ended))
     if row.git_commit:
         info.add_row("git", row.git_commit[:10] + (" (dirty)" if row.git_dirty else ""))
-    info.add_row("best test", fmt_num(row.best_test_loss, 3))
-    info.add_row("ELN max", fmt_num(row.max_eln_violation, 3))
+    info.add_row("best test", compact(row.best_test_loss, 3))
+    info.add_row("ELN max", compact(row.max_eln_violation, 3))
     parts: list[RenderableType] = [info]
     if row.data:
         data = Table.grid(padding=(0, 1))

@@ -9,7 +9,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from rhea_engine.compare import Series, downsample, log_safe
-from rhea_tui.widgets.series import fmt_num
+from rhea_tui.format import compact
 
 # Columns plotext uses for the y tick labels and the frame; the rest is the drawing area.
 _AXIS_COLUMNS = 10
@@ -130,7 +130,7 @@ class MetricPlot(PlotextPlot):
             plt.yscale("log")
         plt.xticks([float(x) for x in epoch_ticks(min(xs), max(xs))])
         y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (height - 4) // 2)), self.log_y)
-        plt.yticks(y_ticks, [fmt_num(v) for v in y_ticks])
+        plt.yticks(y_ticks, [compact(v) for v in y_ticks])
         self.draws += 1
         header.truncate(width, overflow="ellipsis")
         return Text("\n").join([header, Text.from_ansi(plt.build())])

@@ -9,45 +9,27 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from rhea_engine.runs.store import RunRow
-from rhea_tui.widgets.series import fmt_age, fmt_num, status_text
+from rhea_tui.format import RunColumn, compact, status_mark, status_text, tui_columns
 
 GROUP_PREFIX = "sweep:"
 MAX_WIDTH = 28  # longer run or sweep names are cut in the table (the run screen has them whole)
 
-# (key, label, shown when narrow)
-COLUMNS = (
-    ("run", "run", True),
-    ("sweep", "sweep", False),
-    ("status", "status", True),
-    ("epoch", "epoch", True),
-    ("train", "train", True),
-    ("test", "test", True),
-    ("eln", "ELN max", True),
-    ("lr", "lr", True),
-    ("device", "device", False),
-    ("age", "age", True),
-)
+
+def run_cell(column: RunColumn, row: RunRow, marked: bool, now: float) -> Text:
+    """One cell of a run's row, as the TUI shows it."""
+    if column.kind == "name":
+        return Text(("● " if marked else "  ") + row.name, style="bold" if marked else "")
+    if column.kind == "status":
+        return status_text(row.status)
+    text = column.text(row, now, compact)
+    if column.right:
+        return Text(text, justify="right")
+    return Text(text, style="dim" if column.value(row, now) in (None, "") else "")
 
 
 def row_cells(row: RunRow, marked: bool, now: float, wide: bool) -> list[Text]:
     """The cells of one run, in column order."""
-    label, style = status_text(row.status)
-    total = row.total_epochs or row.config.get("epochs")
-    epoch = f"{row.last_epoch or 0}/{total}" if total else str(row.last_epoch or 0)
-    started = row.started or row.created
-    cells = {
-        "run": Text(("● " if marked else "  ") + row.name, style="bold" if marked else ""),
-        "sweep": Text(row.sweep or "-", style="dim" if not row.sweep else ""),
-        "status": Text(label, style=style),
-        "epoch": Text(epoch, justify="right"),
-        "train": Text(fmt_num(row.last_train_loss), justify="right"),
-        "test": Text(fmt_num(row.last_test_loss), justify="right"),
-        "eln": Text(fmt_num(row.max_eln_violation), justify="right"),
-        "lr": Text(fmt_num(row.learning_rate or row.config.get("learning_rate")), justify="right"),
-        "device": Text(row.device or row.config.get("device") or "-"),
-        "age": Text(fmt_age(now - started if started else None), justify="right"),
-    }
-    return [cells[key] for key, _, narrow in COLUMNS if wide or narrow]
+    return [run_cell(column, row, marked, now) for column in tui_columns(wide)]
 
 
 def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]:
@@ -55,11 +37,10 @@ def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    summary = " ".join(f"{status_text(s)[0].split()[0]}{n}" for s, n in sorted(counts.items()))
+    summary = " ".join(f"{status_mark(s)}{n}" for s, n in sorted(counts.items()))
     name = f"▾ {sweep or '(no sweep)'} ({len(rows)})"
-    cells = [Text(name, style="bold reverse")] + [Text("") for _ in range(len(COLUMNS) - 1)]
-    cells[1] = Text(summary, style="bold")
-    return cells[: len([c for c in COLUMNS if wide or c[2]])]
+    cells = [Text(name, style="bold reverse"), Text(summary, style="bold")]
+    return cells + [Text("") for _ in tui_columns(wide)[2:]]
 
 
 class RunsTable(DataTable[Text]):
@@ -80,10 +61,9 @@ class RunsTable(DataTable[Text]):
     def _rebuild_columns(self) -> None:
         """Columns get fixed widths (grown to fit the data), so every row renders whole."""
         self.clear(columns=True)
-        for key, label, narrow in COLUMNS:
-            if self.wide or narrow:
-                width = min(MAX_WIDTH, max(len(label), self._widths.get(key, 0)))
-                self.add_column(label, key=key, width=width)
+        for column in tui_columns(self.wide):
+            width = min(MAX_WIDTH, max(len(column.label), self._widths.get(column.key, 0)))
+            self.add_column(column.label, key=column.key, width=width)
         self._layout = []
         self._cells = {}
 
@@ -111,7 +91,7 @@ class RunsTable(DataTable[Text]):
                 )
         else:
             wanted = [(r.name, row_cells(r, r.name in marked, now, self.wide)) for r in rows]
-        column_keys = [key for key, _, narrow in COLUMNS if self.wide or narrow]
+        column_keys = [column.key for column in tui_columns(self.wide)]
         grown = False
         for key, cells in wanted:
             if key.startswith(GROUP_PREFIX):

@@ -28,7 +28,7 @@ def make_app(home: Path) -> RheaApp:
 
 def has_epochs(app: RheaApp, handle: str) -> bool:
     """True once the app lists the run and it has written an epoch (it may not be listed yet)."""
-    row = app.row(handle)
+    row = app.state.row(handle)
     return row is not None and bool(row.last_epoch)
 
 
@@ -51,7 +51,7 @@ async def goto(pilot, handle: str) -> None:  # type: ignore[no-untyped-def]
 async def test_runs_table_lists_every_run_with_its_status(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         table = app.screen.query_one(RunsTable)
         assert table._layout == ["base", "lr-a", "lr-b", "lr-c", "broken", "live"]
         statuses = {key: str(table.get_cell(key, "status")) for key in table._layout}
@@ -78,7 +78,7 @@ async def test_runs_table_lists_every_run_with_its_status(home: Path) -> None:
 async def test_select_run_shows_its_plots(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await goto(pilot, "lr-b")
         await pilot.press("enter")
         assert isinstance(app.screen, RunScreen) and app.screen.handle == "lr-b"
@@ -135,7 +135,7 @@ async def test_plots_follow_epochs_written_by_another_process(home: Path) -> Non
         app = make_app(home)
         app.poll_interval = 1.0  # the real refresh rate
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: app.row("grow") is not None)
+            await wait_for(pilot, lambda: app.state.row("grow") is not None)
             await goto(pilot, "grow")
             await pilot.press("enter")
             loss = app.screen.query_one("#plot-loss", MetricPlot)
@@ -160,7 +160,7 @@ async def test_plots_follow_epochs_written_by_another_process(home: Path) -> Non
 async def test_compare_three_marked_runs(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await goto(pilot, "lr-a")
         await pilot.press("space", "space", "space", "c")
         assert isinstance(app.screen, CompareScreen)
@@ -213,7 +213,7 @@ async def test_failed_run_shows_its_error(home: Path) -> None:
     assert code == 1
     app = make_app(home)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.row("crash") is not None)
+        await wait_for(pilot, lambda: app.state.row("crash") is not None)
         table = app.screen.query_one(RunsTable)
         assert str(table.get_cell("crash", "status")) == "✖ FAILED"
         await goto(pilot, "crash")
@@ -250,15 +250,15 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
         app = make_app(home)
         async with app.run_test(size=(120, 30)) as pilot:
             await wait_for(pilot, lambda: has_epochs(app, "worker"), 60)
-            row = app.row("worker")
+            row = app.state.row("worker")
             assert row is not None and row.status == "running" and row.host == this_host()
             await goto(pilot, "worker")
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.row("worker").status != "running", 30)
-            assert app.row("worker").status == "stopped"
+            await wait_for(pilot, lambda: app.state.row("worker").status != "running", 30)
+            assert app.state.row("worker").status == "stopped"
             assert process.wait(timeout=10) == 0
             assert (home / "runs" / "worker" / "checkpoints" / "last.pt").is_file()
-            stopped_at = app.row("worker").last_epoch
+            stopped_at = app.state.row("worker").last_epoch
             # export the stopped run, then resume it and stop it again, all from the keys;
             # the export key must end as the engine's export does (a model, or its error)
             from rhea_engine.errors import RheaError
@@ -285,10 +285,10 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
                 await wait_for(pilot, lambda: reason in said, 60)
                 assert not exports.exists()
             await pilot.press("r")
-            await wait_for(pilot, lambda: app.row("worker").last_epoch > stopped_at + 1, 60)
-            assert app.row("worker").status == "running"
+            await wait_for(pilot, lambda: app.state.row("worker").last_epoch > stopped_at + 1, 60)
+            assert app.state.row("worker").status == "running"
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.row("worker").status == "stopped", 30)
+            await wait_for(pilot, lambda: app.state.row("worker").status == "stopped", 30)
     finally:
         if process.poll() is None:
             os.kill(process.pid, 9)
@@ -303,19 +303,19 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
 async def test_delete_asks_first(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await goto(pilot, "broken")
         await pilot.press("d", "n")
-        assert app.row("broken") is not None
+        assert app.state.row("broken") is not None
         await pilot.press("d", "y")
-        await wait_for(pilot, lambda: app.row("broken") is None)
+        await wait_for(pilot, lambda: app.state.row("broken") is None)
         assert not (home / "runs" / "broken").exists()
 
 
 async def test_new_run_form_shows_validation_errors(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await pilot.press("n")
         from rhea_tui.screens.new_run import NewRunScreen
 
@@ -343,7 +343,7 @@ async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> Non
     synth_to_dir(tmp_path / "data", n=400, seed=2)
     app = make_app(home)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await pilot.press("n")
         form = app.screen
         assert isinstance(form, NewRunScreen)
@@ -365,10 +365,10 @@ async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> Non
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 30)
         await wait_for(pilot, lambda: has_epochs(app, "fromform"), 90)
-        row = app.row("fromform")
+        row = app.state.row("fromform")
         assert row is not None and row.status == "running"
         assert row.config["learning_rate"] == 3e-4 and row.config["width_flux"] == 8
-        assert "fromform" in app.attached
+        assert "fromform" in app.state.attached
     store = Store(home)
     try:
         final = launch.wait_final(store, "fromform", 30)
@@ -399,7 +399,7 @@ class SlowStore(Store):
 async def test_polls_never_overlap_nor_block_the_keys(home: Path) -> None:
     app = RheaApp(home, clock=lambda: NOW, poll_interval=0.05, store_factory=SlowStore)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.loaded, 10)
+        await wait_for(pilot, lambda: app.state.loaded, 10)
         await wait_for(pilot, lambda: SlowStore.active == 1, 10)
         await pilot.press("g")  # handled while the poll still reads
         table = app.screen.query_one(RunsTable)
@@ -407,18 +407,18 @@ async def test_polls_never_overlap_nor_block_the_keys(home: Path) -> None:
         assert SlowStore.active == 1
         await goto(pilot, "lr-a")
         await pilot.press("enter", "escape", "enter")  # each asks for an immediate poll
-        polls = app.polls
-        await wait_for(pilot, lambda: app.polls >= polls + 3, 15)
+        polls = app.state.polls
+        await wait_for(pilot, lambda: app.state.polls >= polls + 3, 15)
         assert SlowStore.peak == 1
 
 
 async def test_details_panel_replaces_the_plots_on_a_small_terminal(home: Path) -> None:
     app = make_app(home)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.loaded)
+        await wait_for(pilot, lambda: app.state.loaded)
         await goto(pilot, "base")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "base" in app.details)
+        await wait_for(pilot, lambda: "base" in app.state.details)
         details = app.screen.query_one("#run-details")
         plots = app.screen.query_one("#run-plots")
         assert details.styles.display == "none" and plots.styles.display == "block"

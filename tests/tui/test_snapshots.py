@@ -23,19 +23,21 @@ async def _until(pilot, predicate) -> None:  # type: ignore[no-untyped-def]
 
 def loaded(pilot) -> object:  # type: ignore[no-untyped-def]
     async def run(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _until(pilot, lambda: pilot.app.loaded)
+        await _until(pilot, lambda: pilot.app.state.loaded)
 
     return run
 
 
 async def _open(pilot, handle: str) -> None:  # type: ignore[no-untyped-def]
-    await _until(pilot, lambda: pilot.app.loaded)
+    await _until(pilot, lambda: pilot.app.state.loaded)
     table = pilot.app.screen.query_one(RunsTable)
     table.move_cursor(row=table._layout.index(handle))
     await pilot.press("enter")
     await _until(
         pilot,
-        lambda: handle in pilot.app.details and len(pilot.app.series.get(handle, {})) >= 10,
+        lambda: (
+            handle in pilot.app.state.details and len(pilot.app.state.series.get(handle, {})) >= 10
+        ),
     )
     await pilot.pause(0.1)
 
@@ -43,7 +45,7 @@ async def _open(pilot, handle: str) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_runs_screen(snap_compare, home: Path, size: tuple[int, int]) -> None:
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _until(pilot, lambda: pilot.app.loaded)
+        await _until(pilot, lambda: pilot.app.state.loaded)
         await pilot.press("space")  # one marked run
 
     assert snap_compare(snap_app(home), terminal_size=size, run_before=run_before)
@@ -51,7 +53,7 @@ def test_runs_screen(snap_compare, home: Path, size: tuple[int, int]) -> None:
 
 def test_runs_screen_grouped(snap_compare, home: Path) -> None:
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _until(pilot, lambda: pilot.app.loaded)
+        await _until(pilot, lambda: pilot.app.state.loaded)
         await pilot.press("g")
 
     assert snap_compare(snap_app(home), terminal_size=(100, 24), run_before=run_before)
@@ -76,15 +78,15 @@ def test_run_screen_details_narrow(snap_compare, home: Path) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_compare_screen(snap_compare, home: Path, size: tuple[int, int]) -> None:
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _until(pilot, lambda: pilot.app.loaded)
+        await _until(pilot, lambda: pilot.app.state.loaded)
         table = pilot.app.screen.query_one(RunsTable)
         table.move_cursor(row=table._layout.index("lr-a"))
         await pilot.press("C")
         await _until(
             pilot,
             lambda: (
-                all(len(pilot.app.series.get(h, {})) >= 10 for h in ("lr-a", "lr-b", "lr-c"))
-                and all(h in pilot.app.details for h in ("lr-a", "lr-b", "lr-c"))
+                all(len(pilot.app.state.series.get(h, {})) >= 10 for h in ("lr-a", "lr-b", "lr-c"))
+                and all(h in pilot.app.state.details for h in ("lr-a", "lr-b", "lr-c"))
             ),
         )
         await pilot.pause(0.1)
@@ -94,7 +96,7 @@ def test_compare_screen(snap_compare, home: Path, size: tuple[int, int]) -> None
 
 def test_new_run_form_with_error(snap_compare, home: Path) -> None:
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        await _until(pilot, lambda: pilot.app.loaded)
+        await _until(pilot, lambda: pilot.app.state.loaded)
         await pilot.press("n")
         await pilot.pause()
         await pilot.press("ctrl+a", "ctrl+k", *"-3")
