@@ -1,13 +1,14 @@
 """Side-by-side comparison of runs: differing parameters, a metric table, plot-ready series.
 
 Pure functions over Store rows and metric series, shared by `rhea compare` and the TUI's
-compare screen.
+compare screen; `compare_home` is the whole of `rhea compare` short of drawing it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rhea_engine.config import HEADS
@@ -196,3 +197,32 @@ def compare_runs(
             run: {m: [[e, v] for e, v in s] for m, s in per.items()} for run, per in series.items()
         },
     }
+
+
+def compare_home(
+    home: Path, handles: Sequence[str], metric: str = "test_loss", width: int = 0
+) -> dict[str, Any]:
+    """`compare_runs` on the store of `home`, refusing what would show nothing.
+
+    Raises StoreError when `home` is no Rhea home, RunError when the handles hold no runs
+    or no run has `metric` (unless it is the default, test_loss, and no run has any metric).
+    """
+    from rhea_engine.errors import RunError, StoreError
+    from rhea_engine.runs.store import Store
+
+    if not (home / "runs.db").exists() and not (home / "runs").is_dir():
+        raise StoreError(
+            f"{home} is not a Rhea home (no runs.db or runs/); give --home or set RHEA_HOME."
+        )
+    with Store(home) as store:
+        result = compare_runs(store, handles, metric, width=width)
+        if not result["runs"]:
+            raise RunError(f"Nothing to compare: {' '.join(handles)} holds no runs.")
+        if all(not per.get(metric) for per in result["series"].values()):
+            names = sorted({n for r in result["runs"] for n in store.metric_names(r)})
+            if names or metric != "test_loss":
+                raise RunError(
+                    f"No run here has the metric '{metric}'. Known metrics: "
+                    f"{', '.join(names) or 'none yet'}."
+                )
+    return result

@@ -154,3 +154,22 @@ def test_evaluation_table_labels_baselines_per_run_when_test_data_differ() -> No
         }
     )
     assert [r["label"] for r in table["rows"]] == ["a", "b", "Box3D (a)", "Box3D (b)", "identity"]
+
+
+def test_compare_home_refuses_what_would_show_nothing(tmp_path: Path) -> None:
+    from rhea_engine.compare import compare_home
+    from rhea_engine.errors import RunError, StoreError
+
+    with pytest.raises(StoreError, match="not a Rhea home"):
+        compare_home(tmp_path / "nowhere", ["run1"])
+    assert not (tmp_path / "nowhere").exists()
+    home = tmp_path / "home"
+    with Store(home) as store:
+        store.create_sweep("empty", {})
+        make_run(store, "a", None, 1e-3, 32, [2.0, 1.0])
+    with pytest.raises(RunError, match="Nothing to compare: sweep:empty"):
+        compare_home(home, ["sweep:empty"])
+    with pytest.raises(RunError, match="No run here has the metric 'bogus'.*test_loss"):
+        compare_home(home, ["a"], metric="bogus")
+    result = compare_home(home, ["a"], width=40)
+    assert result["runs"] == ["a"] and [e for e, _ in result["series"]["a"]["test_loss"]] == [1, 2]
