@@ -82,7 +82,11 @@ class TuiState:
             version=self.version,
             watched={h: last_epoch_of(self.series.get(h, {})) for h in self.watched},
             log_sizes={h: self.logs[h][0] for h in self.watched if h in self.logs},
-            held={h: row_signature(self.details[h]) for h in self.watched if h in self.details},
+            held={
+                h: row_signature(self.details[h])
+                for h in self.watched
+                if h in self.details and h not in self._unread
+            },
         )
 
     def apply(self, result: PollResult) -> bool:
@@ -104,7 +108,13 @@ class TuiState:
             held = self.series.get(handle, {})
             self.series[handle] = merge_series(held, fresh, handle in result.reset)
         self.logs.update({h: tail for h, tail in result.logs.items() if h in self.watched})
-        self.details.update({h: row for h, row in result.details.items() if h in self.watched})
+        self.details.update(
+            {
+                h: row
+                for h, row in result.details.items()
+                if h in self.watched and h not in self._unread
+            }
+        )
         first = not self.loaded
         self.loaded = True
         return first or result.changed
@@ -127,6 +137,7 @@ class TuiState:
                 new = True
                 self.series.pop(handle, None)
                 self._unread.add(handle)
+                self._asked.discard(handle)  # a request already under way does not serve it
             self.watched[handle] = self.watched.get(handle, 0) + 1
         return new
 
