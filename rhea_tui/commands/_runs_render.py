@@ -167,23 +167,12 @@ def run_details(
         if row.traceback:
             text.append("\n\n" + row.traceback, style="dim")
         parts.append(Panel(text, title=row.status, title_align="left", border_style="red"))
-    changed = {
-        k: v
-        for k, v in row.config.items()
-        if k in defaults and v != defaults[k] and k not in ("database_list", "stable_database_list")
-    }
-    config = Table.grid(padding=(0, 2))
-    for key, value in sorted(changed.items()):
-        config.add_row(key, str(value))
-    for item in row.data or [
-        {"path": p, "kind": "file"} for p in row.config.get("database_list", [])
-    ]:
-        sha = (item.get("sha256") or "")[:12]
-        config.add_row(
-            item.get("kind", "data"), f"{item.get('path')}" + (f"  sha256 {sha}" if sha else "")
-        )
     parts.append(
-        Panel(config, title="config (differences from the defaults) and data", title_align="left")
+        Panel(
+            config_table(row, defaults),
+            title="config (differences from the defaults) and data",
+            title_align="left",
+        )
     )
     parts.append(Panel(metrics_table(series), title="metrics", title_align="left"))
     if row.checkpoints:
@@ -202,6 +191,26 @@ def run_details(
             )
         )
     return Group(*parts)
+
+
+def config_table(row: RunRow, defaults: dict[str, Any]) -> Table:
+    """The config keys that differ from the defaults, then the data files with their sha256."""
+    changed = {
+        k: v
+        for k, v in row.config.items()
+        if k in defaults and v != defaults[k] and k not in ("database_list", "stable_database_list")
+    }
+    config = Table.grid(padding=(0, 2))
+    for key, value in sorted(changed.items()):
+        config.add_row(key, str(value))
+    for item in row.data or [
+        {"path": p, "kind": "file"} for p in row.config.get("database_list", [])
+    ]:
+        sha = (item.get("sha256") or "")[:12]
+        config.add_row(
+            item.get("kind", "data"), f"{item.get('path')}" + (f"  sha256 {sha}" if sha else "")
+        )
+    return config
 
 
 def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:

@@ -129,7 +129,6 @@ def _follow(store: Any, handle: str, process: Any, total: int | None) -> None:
     """Show a progress bar and a line per epoch until the worker ends; exit by its status."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rhea_engine.errors import DivergedError, RunError
     from rhea_engine.runs import launch
     from rhea_tui.commands import _runs_render as render
 
@@ -173,6 +172,14 @@ def _follow(store: Any, handle: str, process: Any, total: int | None) -> None:
         with launch.forward_interrupts(process, on_forward):
             row = launch.follow(store, handle, process, on_event)
     console.print(render.run_summary(row))
+    _exit_by_status(row, interrupted)
+
+
+def _exit_by_status(row: Any, interrupted: bool) -> None:
+    """Return for a completed run; exit 0 (130 after Ctrl+C) for a stopped one; else raise."""
+    from rhea_engine.errors import DivergedError, RunError
+
+    handle = row.name
     if row.status == "completed":
         return
     if row.status == "stopped":
