@@ -108,11 +108,13 @@ def child_first_paint(home: str) -> None:
     expected = int(sys.argv[4])
 
     class Timed(RheaApp):
-        def on_polled(self, message) -> None:  # type: ignore[no-untyped-def]
-            super().on_polled(message)
-            table = self.screen.query_one(RunsTable)
-            if table.row_count >= expected and not getattr(self, "_timed", False):
-                self._timed = True
+        def on_mount(self) -> None:  # Textual calls RheaApp.on_mount as well, after this one
+            self._timer = self.set_interval(0.01, self.check)
+
+        def check(self) -> None:
+            tables = self.screen.query(RunsTable)
+            if tables and tables.first().row_count >= expected:
+                self._timer.stop()
                 self.call_after_refresh(self.painted)
 
         def painted(self) -> None:
@@ -128,8 +130,7 @@ def child_idle(home: str, screen: str, seconds: float) -> None:
     from rhea_tui.screens.run import RunScreen
 
     class Idle(RheaApp):
-        def on_mount(self) -> None:
-            super().on_mount()
+        def on_mount(self) -> None:  # Textual calls RheaApp.on_mount as well, after this one
             if screen != "runs":
                 self.call_later(lambda: self.push_screen(RunScreen(self.state, screen)))
             self.set_timer(3.0, self.begin)  # let the first reads settle

@@ -16,7 +16,7 @@ from rhea_tui.state import TuiState
 class StateScreen(Screen[None]):
     """Reads `state`; redraws in `update_data` (called after each poll that changed something)."""
 
-    HELP: ClassVar[list[tuple[str, str]]] = []
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = []  # (keys, what they do) for the ? dialog
 
     def __init__(self, state: TuiState) -> None:
         super().__init__()
@@ -40,7 +40,7 @@ class StateScreen(Screen[None]):
     def action_help(self) -> None:
         from rhea_tui.screens.dialogs import HelpScreen
 
-        self.app.push_screen(HelpScreen(self.HELP))
+        self.app.push_screen(HelpScreen(self.KEY_HELP))
 
     def action_quit(self) -> None:
         self.app.exit()

@@ -39,7 +39,7 @@ class CompareScreen(StateScreen):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
-    HELP = HELP
+    KEY_HELP = HELP
 
     def __init__(self, state: TuiState, handles: list[str], title: str) -> None:
         super().__init__(state)

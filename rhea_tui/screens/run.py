@@ -48,7 +48,7 @@ class RunScreen(StateScreen):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
-    HELP = HELP
+    KEY_HELP = HELP
 
     def __init__(self, state: TuiState, handle: str) -> None:
         super().__init__(state)

@@ -93,7 +93,7 @@ class RunsScreen(StateScreen):
         Binding("escape", "clear", "Clear", show=False),
         Binding("q", "quit", "Quit"),
     ]
-    HELP = HELP
+    KEY_HELP = HELP
 
     def __init__(self, state: TuiState) -> None:
         super().__init__(state)

@@ -449,3 +449,19 @@ async def test_details_panel_replaces_the_plots_on_a_small_terminal(home: Path) 
         await pilot.pause()
         shown = app.export_screenshot()
         assert "node07" in shown and "epoch_00040.pt" in shown
+
+
+async def test_question_mark_shows_the_keys_of_the_screen_below(home: Path) -> None:
+    from rhea_tui.screens.dialogs import HelpScreen
+
+    app = make_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state.loaded)
+        for opened, key_text in ((None, "compare the marked runs"), ("enter", "log tail")):
+            if opened:
+                await pilot.press(opened)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            assert any(key_text in text for _, text in app.screen.keys)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
