@@ -16,10 +16,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rhea_engine.config import TASKS, default_config
+from rhea_engine.config import default_config
 from rhea_engine.runs.procs import this_host
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
+from rhea_engine.vocabulary import TASKS
 
 HERE = Path(__file__).parent
 
@@ -147,24 +148,26 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
         shots.append(svg)
 
     async with app.run_test(size=size) as pilot:
-        await until(pilot, lambda: app.loaded)
+        await until(pilot, lambda: app.state.loaded)
         table = app.screen.query_one(RunsTable)
         await pilot.press("space")
         table.move_cursor(row=3)
         await take("runs-screen")
         await pilot.press("enter")
-        await until(pilot, lambda: "lr-1e-4" in app.details and app.series.get("lr-1e-4"))
+        await until(
+            pilot, lambda: "lr-1e-4" in app.state.details and app.state.series.get("lr-1e-4")
+        )
         await take("run-screen")
         if not every_screen:
             return shots
         await pilot.press("escape", "C")
         sweep = ("lr-1e-3", "lr-3e-4", "lr-1e-4", "lr-3e-3")
-        await until(pilot, lambda: all(app.series.get(h) for h in sweep))
+        await until(pilot, lambda: all(app.state.series.get(h) for h in sweep))
         await take("compare-screen")
         await pilot.press("escape")
         table.move_cursor(row=5)
         await pilot.press("enter")
-        await until(pilot, lambda: "wide-128" in app.details)
+        await until(pilot, lambda: "wide-128" in app.state.details)
         await take("run-screen-failed")
         await pilot.press("escape", "n")
         await pilot.pause()
