@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ import typer
 from rhea_tui.common import HomeOpt, console, die, err_console, handle_errors, resolve_home
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     torchscript = "torchscript"
     aoti = "aoti"
 
