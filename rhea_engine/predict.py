@@ -193,22 +193,16 @@ def predict_nsm1(model: ExportedModel) -> NSM1Prediction:
         )
     F4 = nsm1_F4()
     F4_final, growth, stability = model.predict_all(F4)
-    box_N: np.ndarray | None = None
-    box_growth: float | None = None
-    try:
-        from rhea_engine.physics.box import box3d
+    from rhea_engine.physics.box import box3d
 
-        box = box3d(F4)
-        box_N, box_growth = box.F4_final[0, 3], float(box.growth_rate[0])
-    except ImportError:  # Box3D is a comparison, not a requirement
-        pass
+    box = box3d(F4)
     return NSM1Prediction(
         F4_initial=F4,
         F4_final=F4_final,
         growthrate=float(growth[0]),
         stability=float(stability[0]),
-        box3d_N=box_N,
-        box3d_growthrate=box_growth,
+        box3d_N=box.F4_final[0, 3],
+        box3d_growthrate=float(box.growth_rate[0]),
     )
 
 

@@ -7,13 +7,13 @@ are renamed into place when complete.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from rhea_engine.errors import DataError
 
@@ -22,17 +22,6 @@ DEFAULT_SEED = 1
 DATA_DIR = "data"
 ASYMPTOTIC = "asymptotic.h5"  # the names `synth_to_dir` writes (and `rhea data synth HOME/data`)
 STABLE = "stable.h5"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _present(folder: Path) -> tuple[list[str], list[str]] | None:
@@ -53,7 +42,8 @@ def default_data(
     found = _present(folder)
     if found:
         return (*found, False)
-    with _locked(folder / ".generate.lock"):
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".generate.lock"):
         found = _present(folder)  # another run may have made it while we waited
         if found:
             return (*found, False)

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from rhea_engine.strict_json import json_safe
 from rhea_tui.commands.importing import import_  # noqa: F401 - sweep.py registers it from here
 from rhea_tui.common import HomeOpt, console, resolve_home
 from rhea_tui.format import cell
 from rhea_tui.format import cell as fmt  # noqa: F401 - sweep.py imports it from here
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str | None:
@@ -139,7 +129,7 @@ def compare(
     width = max(40, min(console.width, 160) - 4)
     result = compare_home(resolve_home(home), handles, metric, width=width)
     if as_json:
-        typer.echo(json.dumps(_json_safe(result), indent=2))
+        typer.echo(json.dumps(json_safe(result), indent=2))
         return
     console.print(params_table(result))
     console.print(metrics_table(result, metric))
