@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import EVENTS_FILE, RunWriter
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
@@ -114,7 +115,7 @@ def main() -> None:
         size = sum((home / "runs" / r.name / EVENTS_FILE).stat().st_size for r in store.list_runs())
         print(f"wrote events.jsonl files: {size / 1e6:.0f} MB in {written:.1f} s")
         start = time.perf_counter()
-        applied = store.ingest()
+        applied = refresh(store)
         took = time.perf_counter() - start
         print(
             f"ingest: {applied:,} events, {total_rows:,} metric rows in {took:.2f} s "
@@ -127,18 +128,18 @@ def main() -> None:
 
     def ls() -> None:
         with Store(home) as fresh:
-            fresh.ingest()
+            refresh(fresh)
             fresh.list_runs()
 
     def show() -> None:
         with Store(home) as fresh:
-            fresh.ingest([handles[0]])
+            refresh(fresh, [handles[0]])
             fresh.get_run(handles[0])
             fresh.metrics(handles[0])
 
     def compare_metrics() -> None:
         with Store(home) as fresh:
-            fresh.ingest(handles)
+            refresh(fresh, handles)
             for handle in handles:
                 fresh.metrics(handle)
 
@@ -150,7 +151,7 @@ def main() -> None:
         from rhea_tui.commands._runs_render import runs_table
 
         with Store(home) as fresh:
-            fresh.ingest()
+            refresh(fresh)
             Console(file=io.StringIO(), width=100).print(runs_table(fresh.list_runs()))
 
     figures = {
@@ -175,7 +176,7 @@ def main() -> None:
     for label, fn in figures.items():
         best, median = best_of(fn)
         print(f"  {label:55s} {best * 1000:8.1f} ms  (median {median * 1000:.1f} ms)")
-    noop_ingest = best_of(lambda: store.ingest())
+    noop_ingest = best_of(lambda: refresh(store))
     print(f"  {'ingest with nothing new (a TUI refresh)':55s} {noop_ingest[0] * 1000:8.1f} ms")
     version = best_of(lambda: store.data_version(), 50)
     print(f"  {'data_version()':55s} {version[0] * 1e6:8.1f} us")

@@ -44,6 +44,7 @@ def generate(home: Path, runs: int, epochs: int) -> dict[str, float]:
     """Write `runs` run directories of `epochs` epochs each (RunWriter), then ingest them."""
     from rhea_engine.config import default_config
     from rhea_engine.runs.procs import this_host
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.rundir import RunWriter
     from rhea_engine.runs.store import Store
 
@@ -73,7 +74,7 @@ def generate(home: Path, runs: int, epochs: int) -> dict[str, float]:
                 writer.status("completed")
     written = time.perf_counter() - start
     start = time.perf_counter()
-    store.ingest()
+    refresh(store)
     ingested = time.perf_counter() - start
     store.close()
     return {"write_s": written, "ingest_s": ingested}
@@ -83,6 +84,7 @@ def add_live_run(home: Path, epochs: int) -> str:
     """A running run owned by this process, `epochs` epochs in, to append new epochs to."""
     from rhea_engine.config import default_config
     from rhea_engine.runs.procs import this_host
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.rundir import RunWriter
     from rhea_engine.runs.store import Store
 
@@ -95,7 +97,7 @@ def add_live_run(home: Path, epochs: int) -> str:
             )
             for epoch in range(1, epochs + 1):
                 writer.epoch(epoch, epoch_metrics(epoch, 1.0))
-        store.ingest()
+        refresh(store)
     return name
 
 

@@ -22,7 +22,7 @@ from rhea_engine.errors import RunError
 
 FORMAT = "rhea-checkpoint-1"
 CHECKPOINT_DIR = "checkpoints"
-_EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
+_EPOCH_RE = re.compile(r"epoch_(\d+)\.pt")
 
 
 def epoch_path(directory: str | Path, epoch: int) -> Path:
@@ -75,23 +75,34 @@ def _peek_epoch(path: Path) -> int:
         return -1
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The readable checkpoint of `run_dir` with the highest epoch (last.pt wins ties)."""
+def scan_checkpoints(run_dir: str | Path) -> tuple[Path | None, list[Path]]:
+    """(the readable checkpoint of `run_dir` with the highest epoch, the unreadable files met).
+
+    last.pt and best.pt are read, then epoch files from the newest down to the first
+    readable one; last.pt wins ties.
+    """
     directory = Path(run_dir) / CHECKPOINT_DIR
     if not directory.is_dir():
-        return None
-    candidates: list[Path] = []
+        return None, []
     epochs = sorted(
-        (int(m.group(1)), p) for p in directory.iterdir() if (m := _EPOCH_RE.match(p.name))
+        ((int(m.group(1)), p) for p in directory.iterdir() if (m := _EPOCH_RE.fullmatch(p.name))),
+        reverse=True,
     )
-    if epochs:
-        candidates.append(epochs[-1][1])
-    for name in ("best.pt", "last.pt"):
-        if (directory / name).is_file():
-            candidates.append(directory / name)
+    named = [directory / name for name in ("last.pt", "best.pt") if (directory / name).is_file()]
     best: tuple[int, int, Path] | None = None
-    for rank, path in enumerate(candidates):
+    unreadable: list[Path] = []
+    for rank, path in enumerate(named + [p for _, p in epochs]):
+        is_epoch_file = rank >= len(named)
+        if is_epoch_file and best is not None and best[0] >= epochs[rank - len(named)][0]:
+            break  # older epoch files cannot beat what was found
         epoch = _peek_epoch(path)
-        if epoch >= 0 and (best is None or (epoch, rank) > best[:2]):
-            best = (epoch, rank, path)
-    return best[2] if best else None
+        if epoch < 0:
+            unreadable.append(path)
+        elif best is None or (epoch, -rank) > best[:2]:
+            best = (epoch, -rank, path)
+    return (best[2] if best else None), unreadable
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The readable checkpoint of `run_dir` with the highest epoch (last.pt wins ties)."""
+    return scan_checkpoints(run_dir)[0]

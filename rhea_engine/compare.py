@@ -176,10 +176,9 @@ def compare_runs(
     store: Any, handles: Sequence[str], metric: str = "test_loss", width: int = 0
 ) -> dict[str, Any]:
     """Everything `rhea compare` shows, JSON-able: params, table, and the series of each run."""
-    from rhea_engine.runs.slurm import refresh_slurm_statuses
+    from rhea_engine.runs.refresh import refresh
 
-    store.ingest()
-    refresh_slurm_statuses(store)
+    refresh(store)
     rows = [store.get_run(r.name) for r in store.resolve_handles(list(handles))]
     names = list(dict.fromkeys([metric, *PLOT_METRICS]))
     series = {row.name: store.metrics(row.name, names) for row in rows}

@@ -29,6 +29,8 @@ import torch
 from rhea_engine import __version__
 from rhea_engine.errors import ExportError, RheaError
 from rhea_engine.physics.units import NDENS_TO_INVSEC
+from rhea_engine.strict_json import json_safe
+from rhea_engine.vocabulary import MISSING
 
 FORMATS = ("torchscript", "aoti")
 SUFFIX = {"torchscript": ".pt", "aoti": ".pt2"}
@@ -303,19 +305,8 @@ def package_aoti(
         ) from exc
 
 
-def _json_safe(value: Any) -> Any:
-    """Strict JSON: non-finite floats (a metric never measured) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def card_json(card: dict[str, Any], indent: int | None = None) -> str:
-    return json.dumps(_json_safe(card), indent=indent, default=str, allow_nan=False)
+    return json.dumps(json_safe(card), indent=indent, default=str, allow_nan=False)
 
 
 def card_path_for(model_path: Path) -> Path:
@@ -443,15 +434,17 @@ def export_run(
     """Export a checkpoint of run `handle` (latest, --best or --epoch N) from the Rhea home."""
     from rhea_engine.checkpoint import load_checkpoint
     from rhea_engine.model import model_from_checkpoint
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.store import Store
 
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
     with contextlib.closing(Store.open_existing(home)) as store:
         store.get_run(handle)  # an unknown handle stops here, naming the known runs
-        store.ingest([handle])
+        refresh(store, [handle])
         row = store.get_run(handle)
-    assert row.path is not None
+    if row.status == MISSING or row.path is None:
+        raise ExportError(f"Nothing to export from run '{row.name}': {row.error}")
     ckpt_path = resolve_checkpoint(row.path, best, epoch)
     ckpt = load_checkpoint(ckpt_path)
     try:

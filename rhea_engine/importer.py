@@ -18,6 +18,7 @@ from typing import Any
 
 from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, ImportFormatError
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter, read_config, write_config
 from rhea_engine.vocabulary import TASKS
 
@@ -276,7 +277,7 @@ def import_runs(
         for run_name in created:
             store.delete_run(run_name, force=True)
         raise
-    store.ingest(created)
+    refresh(store, created)
     return created
 
 

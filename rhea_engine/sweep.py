@@ -20,7 +20,7 @@ from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, SweepError
 
 RANDOM_SCALES = ("lin", "log", "int", "logint")
-_SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_SWEEP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class SweepPlan:
 
 def check_sweep_name(name: str) -> str:
     """Sweep names become run-name prefixes, so they obey the run-name rules (shorter)."""
-    if not _SWEEP_NAME_RE.match(name) or ".." in name:
+    if not _SWEEP_NAME_RE.fullmatch(name) or ".." in name:
         raise SweepError(
             f"'{name}' is not a valid sweep name: use 1-48 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit (for example 'lr-scan')."

@@ -12,10 +12,23 @@ TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate", "unphysical
 # the unphysical penalty is a constraint, not a prediction task, and keeps its multiplier.
 LEARNED_TASKS = ("stability", "ndens", "fluxmag", "direction", "growthrate")
 
-# Run statuses. `pruned`: a sweep trial stopped early by the search.
-STATUSES = ("queued", "running", "completed", "failed", "diverged", "stopped", "lost", "pruned")
+# Run statuses. `pruned`: a sweep trial stopped early by the search. `missing`: the run's
+# directory is gone (deleted outside Rhea); derived whenever a run is read, never stored, so
+# the run shows its recorded status again if the directory comes back.
+STATUSES = (
+    "queued",
+    "running",
+    "completed",
+    "failed",
+    "diverged",
+    "stopped",
+    "lost",
+    "pruned",
+    "missing",
+)
+MISSING = "missing"
 # A run in one of these has ended: nothing will write to it again unless it is resumed.
-FINAL_STATUSES = ("completed", "failed", "diverged", "stopped", "lost", "pruned")
+FINAL_STATUSES = ("completed", "failed", "diverged", "stopped", "lost", "pruned", "missing")
 # A run in one of these may still have a worker (a process or a Slurm job).
 ACTIVE_STATUSES = ("queued", "running")
 

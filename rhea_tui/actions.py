@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import Store
 
 
@@ -28,7 +29,7 @@ def stop_run(store: Store, handle: str) -> ActionResult:
     """As `rhea stop`: SIGTERM to the worker (or the Slurm hook); it checkpoints and stops."""
     from rhea_engine.runs import launch
 
-    store.ingest([handle])
+    refresh(store, [handle])
     done = launch.stop_run(store, store.get_run(handle))
     return ActionResult(handle, f"{handle}: {done}")
 
@@ -47,6 +48,7 @@ def resume_run(store: Store, handle: str) -> ActionResult:
 
 
 def delete_run(store: Store, handle: str) -> ActionResult:
+    refresh(store, [handle])  # a worker gone meanwhile is settled, so the run can go
     store.delete_run(handle)
     return ActionResult(handle, f"{handle} deleted")
 

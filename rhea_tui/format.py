@@ -29,6 +29,7 @@ STATUS_MARKS = {
     "stopped": ("■", "stopped"),
     "lost": ("?", "LOST"),
     "pruned": ("✂", "pruned"),
+    "missing": ("∅", "MISSING"),
 }
 # One colour per status, in the CLI and the TUI alike.
 STATUS_STYLES = {
@@ -40,6 +41,7 @@ STATUS_STYLES = {
     "stopped": "yellow",
     "lost": "bold yellow",
     "pruned": "dim",
+    "missing": "bold red",
 }
 
 

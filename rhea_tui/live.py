@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rhea_engine.errors import UnknownRunError
 from rhea_engine.runs import rundir
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
 from rhea_engine.vocabulary import ACTIVE_STATUSES, TASKS
 
@@ -99,7 +100,7 @@ def read_run(store: Store, handle: str, known_epoch: int, result: PollResult) ->
 
 def poll(store: Store, home: Path, request: PollRequest) -> PollResult:
     """Ingest new events, then read what changed and what a new watch lacks."""
-    store.ingest()
+    refresh(store)
     version = store.data_version()
     runs = store.list_runs() if version != request.version else None
     result = PollResult(version=version, runs=runs)

@@ -19,6 +19,7 @@ from pathlib import Path
 from rhea_engine.config import default_config
 from rhea_engine.runs.procs import this_host
 from rhea_engine.runs.rundir import RunWriter
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
 
@@ -120,7 +121,7 @@ def build(home: Path) -> None:
                     "of memory. Tried to allocate 2.00 GiB",
                 )
         (row.path / "stdout.log").write_text("\n".join(lines[-30:]) + "\n")
-    store.ingest()
+    refresh(store)
     store.close()
 
 

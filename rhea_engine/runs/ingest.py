@@ -3,6 +3,13 @@
 Pure database work on a connection the caller holds a write transaction on; the caller
 advances the run's byte offset in that same transaction. Every write is an upsert, so
 applying the same events twice leaves the same rows.
+
+Events come from files anyone can edit, so no value in them may break the store: a number
+too large for a float counts as infinite; an integer outside SQLite's 64-bit range, a
+time outside 1970..5000, a status Rhea does not know and a field of the wrong type count
+as absent. An event that
+cannot be placed without such a field (an epoch without a usable epoch number) is skipped,
+like a line that is not JSON; the run's other events, and every other run, are unaffected.
 """
 
 from __future__ import annotations
@@ -10,10 +17,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from typing import Any
 
-from rhea_engine.runs.rundir import to_float
-from rhea_engine.vocabulary import FINAL_STATUSES
+from rhea_engine.runs.rows import RunRow
+from rhea_engine.runs.rundir import EventChunk
+from rhea_engine.vocabulary import FINAL_STATUSES, MISSING, STATUSES
 
 # metric name -> (summary column of the last value, summary column of the best (minimum))
 _SUMMARY = {
@@ -22,20 +31,57 @@ _SUMMARY = {
     "ELN_violation": ("max_eln_violation", None),
     "learning_rate": ("learning_rate", None),
 }
+# the columns a `reset` event clears: what the run recorded about training so far
+_HISTORY = (
+    "last_epoch",
+    "last_train_loss",
+    "last_test_loss",
+    "best_train_loss",
+    "best_test_loss",
+    "max_eln_violation",
+    "learning_rate",
+    "ended",
+    "error",
+    "traceback",
+    "fail_epoch",
+    "fail_task",
+)
+_SQLITE_INT = (-(2**63), 2**63 - 1)
+_LATEST_TIME = 95_617_584_000.0  # 5000-01-01: later "times" are damage, not clocks
+_STORED_STATUSES = tuple(s for s in STATUSES if s != MISSING)
 
 
 def _number(value: Any) -> float | None:
+    """A float, or None; events write non-finite values as 'nan', 'inf', '-inf'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
     try:
-        return to_float(value)
-    except (TypeError, ValueError):
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        return math.inf if int(value) > 0 else -math.inf
+    except ValueError:
         return None
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    """An integer SQLite can store, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
+    try:
+        number = int(value)
+    except (ValueError, OverflowError):  # 'abc', nan, inf
+        return None
+    return number if _SQLITE_INT[0] <= number <= _SQLITE_INT[1] else None
+
+
+def event_time(value: Any) -> float | None:
+    """A unix time, or None unless it is a number between 1970 and the year 5000."""
+    t = _number(value)
+    return t if t is not None and 0.0 <= t < _LATEST_TIME else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _status_allowed(run: dict[str, Any], t: float | None) -> bool:
@@ -44,100 +90,153 @@ def _status_allowed(run: dict[str, Any], t: float | None) -> bool:
     return set_at is None or t is None or t >= set_at
 
 
+def _apply_epoch(state: dict[str, Any], event: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+    epoch = _int(event.get("epoch"))
+    metrics = event.get("metrics")
+    if epoch is None or not isinstance(metrics, dict):
+        return
+    state["last_epoch"] = epoch
+    for name, raw in metrics.items():
+        value = _number(raw)
+        if value is None:
+            continue
+        rows.append((state["id"], str(name), epoch, value))
+        columns = _SUMMARY.get(str(name))
+        if columns is None:
+            continue
+        last, best = columns
+        state[last] = value if math.isfinite(value) else None
+        if best and math.isfinite(value) and (state[best] is None or value < state[best]):
+            state[best] = value
+
+
+def _apply_start(state: dict[str, Any], event: dict[str, Any], t: float | None) -> None:
+    if _status_allowed(state, t):
+        state.update(
+            status="running",
+            ended=None,
+            error=None,
+            traceback=None,
+            fail_epoch=None,
+            fail_task=None,
+        )
+    if t is not None:
+        state["started"] = t  # the latest start: a resumed run restarts its clock
+    for column in ("host", "device", "git_commit", "slurm_job_id"):
+        if isinstance(event.get(column), (str, int)) and not isinstance(event[column], bool):
+            state[column] = str(event[column])
+    for column in ("pid", "total_epochs"):
+        if _int(event.get(column)) is not None:
+            state[column] = _int(event[column])
+    if event.get("git_dirty") is not None:
+        state["git_dirty"] = int(bool(event["git_dirty"]))
+    if isinstance(event.get("data"), list):
+        state["data"] = json.dumps([item for item in event["data"] if isinstance(item, dict)])
+
+
+def _apply_status(state: dict[str, Any], event: dict[str, Any], t: float | None) -> None:
+    status = event.get("status")
+    if status not in _STORED_STATUSES or not _status_allowed(state, t):
+        return
+    state["status"] = status
+    if status in FINAL_STATUSES:
+        failed = status in ("failed", "diverged")
+        state.update(
+            ended=t,
+            error=_text(event.get("error")),
+            traceback=_text(event.get("traceback")),
+            fail_epoch=_int(event.get("epoch")) if failed else None,
+            fail_task=_text(event.get("task")) if failed else None,
+        )
+    else:
+        state.update(ended=None, error=None, traceback=None, fail_epoch=None, fail_task=None)
+
+
+def _apply_reset(conn: sqlite3.Connection, state: dict[str, Any], rows: list[Any]) -> None:
+    """The run starts again from scratch: drop everything recorded about training so far."""
+    rows.clear()
+    for table in ("metrics", "checkpoints", "evaluations"):
+        conn.execute(f"DELETE FROM {table} WHERE run = ?", (state["id"],))  # noqa: S608
+    state.update(dict.fromkeys(_HISTORY))
+
+
 def apply_events(
     conn: sqlite3.Connection, run: dict[str, Any], events: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Apply `events` to run `run` (its column dict); returns the changed `runs` columns."""
     state = dict(run)
     run_id = run["id"]
-    metric_rows: list[tuple[int, str, int, float | None]] = []
+    metric_rows: list[tuple[Any, ...]] = []
     for event in events:
         kind = event.get("type")
-        t = _number(event.get("t"))
+        t = event_time(event.get("t"))
         if t is not None and (state["heartbeat"] is None or t > state["heartbeat"]):
             state["heartbeat"] = t
         if kind == "epoch":
-            epoch = _int(event.get("epoch"))
-            metrics = event.get("metrics")
-            if epoch is None or not isinstance(metrics, dict):
-                continue
-            state["last_epoch"] = epoch
-            for name, raw in metrics.items():
-                value = _number(raw)
-                if value is None:
-                    continue
-                metric_rows.append((run_id, str(name), epoch, value))
-                columns = _SUMMARY.get(str(name))
-                if columns is None:
-                    continue
-                last, best = columns
-                state[last] = value if math.isfinite(value) else None
-                if best and math.isfinite(value) and (state[best] is None or value < state[best]):
-                    state[best] = value
+            _apply_epoch(state, event, metric_rows)
         elif kind == "start":
-            if _status_allowed(state, t):
-                state.update(
-                    status="running",
-                    ended=None,
-                    error=None,
-                    traceback=None,
-                    fail_epoch=None,
-                    fail_task=None,
-                )
-            if t is not None:
-                state["started"] = t  # the latest start: a resumed run restarts its clock
-            for column in ("host", "device", "git_commit", "slurm_job_id"):
-                if event.get(column) is not None:
-                    state[column] = str(event[column])
-            for column in ("pid", "total_epochs"):
-                if _int(event.get(column)) is not None:
-                    state[column] = _int(event[column])
-            if event.get("git_dirty") is not None:
-                state["git_dirty"] = int(bool(event["git_dirty"]))
-            if isinstance(event.get("data"), list):
-                state["data"] = json.dumps(event["data"])
+            _apply_start(state, event, t)
         elif kind == "status":
-            status = event.get("status")
-            if not isinstance(status, str) or not _status_allowed(state, t):
-                continue
-            state["status"] = status
-            if status in FINAL_STATUSES:
-                state["ended"] = t
-                state["error"] = event.get("error")
-                state["traceback"] = event.get("traceback")
-                failed = status in ("failed", "diverged")
-                state["fail_epoch"] = _int(event.get("epoch")) if failed else None
-                state["fail_task"] = event.get("task") if failed else None
-            else:
-                state.update(
-                    ended=None, error=None, traceback=None, fail_epoch=None, fail_task=None
-                )
-        elif kind == "checkpoint":
-            if isinstance(event.get("path"), str):
-                conn.execute(
-                    "INSERT OR REPLACE INTO checkpoints (run, path, epoch, kind, t) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        run_id,
-                        event["path"],
-                        _int(event.get("epoch")),
-                        str(event.get("kind", "")),
-                        t,
-                    ),
-                )
-        elif kind == "evaluation":
-            results = event.get("results")
-            if isinstance(results, dict):
-                conn.executemany(
-                    "INSERT OR REPLACE INTO evaluations (run, name, value) VALUES (?, ?, ?)",
-                    [
-                        (run_id, str(k), _number(v))
-                        for k, v in results.items()
-                        if _number(v) is not None
-                    ],
-                )
+            _apply_status(state, event, t)
+        elif kind == "reset":
+            _apply_reset(conn, state, metric_rows)
+        elif kind == "checkpoint" and isinstance(event.get("path"), str):
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (run, path, epoch, kind, t) VALUES (?, ?, ?, ?, ?)",
+                (run_id, event["path"], _int(event.get("epoch")), str(event.get("kind", "")), t),
+            )
+        elif kind == "evaluation" and isinstance(event.get("results"), dict):
+            results = {str(k): _number(v) for k, v in event["results"].items()}
+            conn.executemany(
+                "INSERT OR REPLACE INTO evaluations (run, name, value) VALUES (?, ?, ?)",
+                [(run_id, k, v) for k, v in results.items() if v is not None],
+            )
     if metric_rows:
         conn.executemany(
             "INSERT OR REPLACE INTO metrics (run, name, epoch, value) VALUES (?, ?, ?, ?)",
             metric_rows,
         )
     return {key: value for key, value in state.items() if run.get(key) != value or key not in run}
+
+
+def apply_chunk(
+    conn: sqlite3.Connection, run_id: int, offset: int, chunk: EventChunk
+) -> int | None:
+    """Apply events read from byte `offset` of a run's events.jsonl and advance its offset.
+
+    Returns the number applied, or None when the run's offset is no longer `offset`
+    (another front end ingested meanwhile). A chunk read from 0 that ends before the
+    recorded offset comes from a replaced file and is applied whole.
+    """
+    found = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if found is None:
+        return 0  # deleted meanwhile
+    run = dict(found)
+    replaced = offset == 0 and chunk.end_offset < run["events_offset"]
+    if run["events_offset"] != offset and not replaced:
+        return None
+    changes = apply_events(conn, run, chunk.events)
+    changes["events_offset"] = chunk.end_offset
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(
+        f"UPDATE runs SET {assignments} WHERE id = ?",  # noqa: S608 (column names are ours)
+        (*changes.values(), run_id),
+    )
+    return len(chunk.events)
+
+
+def apply_verdict(
+    conn: sqlite3.Connection, row: RunRow, status: str, error: str, traceback: str | None
+) -> bool:
+    """Settle a run whose worker is gone, unless something new arrived since `row` was read
+    (its status or heartbeat moved: decide on the next refresh); returns whether it was."""
+    current = conn.execute("SELECT status, heartbeat FROM runs WHERE id = ?", (row.id,)).fetchone()
+    if current is None or (current["status"], current["heartbeat"]) != (row.status, row.heartbeat):
+        return False
+    now = time.time()
+    conn.execute(
+        "UPDATE runs SET status = ?, error = ?, traceback = ?, ended = ?, status_set_at = ? "
+        "WHERE id = ?",
+        (status, error, traceback, now, now, row.id),
+    )
+    return True

@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from rhea_engine.config import TrainConfig
-from rhea_engine.errors import RunError, SlurmError
+from rhea_engine.errors import RunError
 from rhea_engine.runs import lifecycle
 from rhea_engine.runs.procs import pid_alive, this_host
-from rhea_engine.runs.rundir import STDOUT_FILE, read_events
+from rhea_engine.runs.refresh import refresh
+from rhea_engine.runs.rundir import open_output, read_events
 from rhea_engine.runs.store import RunRow, Store
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
@@ -48,7 +49,7 @@ def start_worker(
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     offset = events_size(row)  # events of earlier launches (a resume) are not followed
     try:
-        with open(row.path / STDOUT_FILE, "ab") as log:
+        with open_output(row.path) as log:
             process = subprocess.Popen(
                 worker_command(row, resume),
                 stdout=log,
@@ -96,11 +97,19 @@ def launch_new_run(
 
 
 def resume_run(
-    store: Store, handle: str, env: Mapping[str, str] | None = None
+    store: Store,
+    handle: str,
+    env: Mapping[str, str] | None = None,
+    from_scratch: bool = False,
 ) -> subprocess.Popen[bytes] | None:
     """Continue a finished run from its last checkpoint: a local worker (returned) or, for a
-    Slurm run, a new job through `rhea_engine.runs.slurm.resubmit` (None is returned)."""
-    store.ingest([handle])
+    Slurm run, a new job through `rhea_engine.runs.slurm.resubmit` (None is returned).
+
+    `from_scratch`: start it again from epoch 0 instead, its history voided (see `restart`).
+    """
+    from rhea_engine.runs import restart
+
+    refresh(store, [handle])
     row = store.get_run(handle)
     if row.status in ACTIVE_STATUSES:
         raise RunError(
@@ -111,19 +120,13 @@ def resume_run(
         raise RunError(
             f"Run '{row.name}' completed all its epochs; start a new run to train longer."
         )
-    if not row.checkpoints:
-        raise RunError(
-            f"Run '{row.name}' has no checkpoint to continue from; start a new run instead."
-        )
+    restart.prepare(store, row, from_scratch)
     if row.slurm_job_id:
-        resubmit = lifecycle.slurm_hook("resubmit")
-        if resubmit is None:
-            raise SlurmError(
-                f"Run '{row.name}' ran under Slurm, but Slurm support is not available here."
-            )
-        resubmit(store, row.name)
+        from rhea_engine.runs import slurm
+
+        slurm.resubmit(store, row.name)
         return None
-    return start_worker(store, row.name, resume=True, env=env)
+    return start_worker(store, row.name, resume=not from_scratch, env=env)
 
 
 def follow(
@@ -147,7 +150,7 @@ def follow(
             on_event(event)
         now = time.monotonic()
         if finished or now - last_ingest > INGEST_EVERY_S:
-            store.ingest([row.name])
+            refresh(store, [row.name])
             last_ingest = now
         if finished:
             return store.get_run(row.name)
@@ -197,13 +200,9 @@ def stop_run(store: Store, row: RunRow) -> str:
     if row.status not in ACTIVE_STATUSES:
         raise RunError(f"Run '{row.name}' is not running (it is {row.status}); nothing to stop.")
     if row.slurm_job_id:
-        cancel = lifecycle.slurm_hook("cancel")
-        if cancel is None:
-            raise SlurmError(
-                f"Run '{row.name}' is Slurm job {row.slurm_job_id}, but Slurm support is not "
-                f"available here; cancel it with `scancel {row.slurm_job_id}`."
-            )
-        cancel(row.slurm_job_id)
+        from rhea_engine.runs import slurm
+
+        slurm.cancel(row.slurm_job_id)
         return f"cancelled Slurm job {row.slurm_job_id}"
     if row.status == "queued" and not row.pid:
         store.set_status(row.name, "stopped", error="Stopped before it started.")
@@ -214,7 +213,7 @@ def stop_run(store: Store, row: RunRow) -> str:
             f"or send SIGTERM to pid {row.pid} on that host."
         )
     if not row.pid or not pid_alive(row.pid):
-        store.ingest([row.name])  # settles it as lost (or shows the final status)
+        refresh(store, [row.name])  # settles it as lost (or shows the final status)
         return "its worker was already gone"
     os.kill(row.pid, signal.SIGTERM)
     return f"sent SIGTERM to pid {row.pid}"
@@ -224,7 +223,7 @@ def wait_final(store: Store, handle: str, timeout_s: float, poll_s: float = 0.2)
     """Ingest until the run has a final status or `timeout_s` passes; returns the row."""
     deadline = time.monotonic() + timeout_s
     while True:
-        store.ingest([handle])
+        refresh(store, [handle])
         row = store.get_run(handle)
         if row.is_final or time.monotonic() > deadline:
             return row

@@ -1,4 +1,9 @@
-"""Recreate runs.db rows from the run directories (config.json, events.jsonl, status.json)."""
+"""Recreate runs.db rows from the run directories (config.json, events.jsonl, status.json).
+
+Runs inside the caller's write transaction; the files are read one run at a time, so a big
+home is never held in memory at once. Values read from the files are checked as ingestion
+checks events: a hand-edited file can lose its own fields, never break the rebuild.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from rhea_engine.errors import RheaError
-from rhea_engine.runs.ingest import apply_events
-from rhea_engine.runs.rundir import RUNS_DIR, check_run_name, read_config, read_events
+from rhea_engine.runs.ingest import apply_chunk, event_time
+from rhea_engine.runs.rundir import (
+    RUNS_DIR,
+    STATUS_FILE,
+    SWEEPS_DIR,
+    check_run_name,
+    read_config,
+    read_events,
+    read_json,
+)
+from rhea_engine.vocabulary import MISSING, STATUSES
 
-SWEEPS_DIR = "sweeps"
-STATUS_FILE = "status.json"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+_MAX_ID = 2**62  # recorded ids above this are not trusted (room is left for new ones)
 
 
 def _run_dirs(home: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -39,69 +44,87 @@ def _run_dirs(home: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
-    """Replace all rows (caller holds the write transaction); returns the number of runs."""
-    for table in ("metrics", "checkpoints", "evaluations", "runs", "sweeps"):
-        conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed table names)
+def _time(value: Any, fallback: float | None) -> float | None:
+    t = event_time(value) if not isinstance(value, str) else None
+    return fallback if t is None else t
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _recorded_id(stored: dict[str, Any]) -> int | None:
+    value = (stored.get("meta") or {}).get("id")
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < _MAX_ID
+    return value if ok else None
+
+
+def _insert_sweeps(conn: sqlite3.Connection, home: Path) -> None:
     for file in sorted((home / SWEEPS_DIR).glob("*.json")):
-        sweep = _read_json(file)
+        sweep = read_json(file)
         if sweep and isinstance(sweep.get("name"), str):
+            spec = sweep.get("spec") if isinstance(sweep.get("spec"), dict) else {}
             conn.execute(
                 "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, ?)",
                 (
                     sweep["name"],
-                    sweep.get("created") or file.stat().st_mtime,
-                    json.dumps(sweep.get("spec") or {}, sort_keys=True),
+                    _time(sweep.get("created"), file.stat().st_mtime),
+                    json.dumps(spec, sort_keys=True),
                 ),
             )
+
+
+def _insert_run(
+    conn: sqlite3.Connection, run_id: int, directory: Path, stored: dict[str, Any]
+) -> None:
+    meta: dict[str, Any] = stored["meta"] if isinstance(stored.get("meta"), dict) else {}
+    created = _time(meta.get("created"), directory.stat().st_mtime)
+    sweep = _text(meta.get("sweep"))
+    if sweep:
+        conn.execute(
+            "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, '{}')",
+            (sweep, created),
+        )
+    override = read_json(directory / STATUS_FILE) or {}
+    status = next(
+        (s for s in (override.get("status"), meta.get("status")) if s in STATUSES and s != MISSING),
+        "queued",
+    )
+    conn.execute(
+        "INSERT INTO runs (id, name, sweep, status, created, config, error, traceback, "
+        "status_set_at, events_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (
+            run_id,
+            directory.name,
+            sweep,
+            status,
+            created,
+            json.dumps(stored.get("config") or {}),
+            _text(override.get("error")),
+            _text(override.get("traceback")),
+            _time(override.get("t"), None),
+        ),
+    )
+    apply_chunk(conn, run_id, 0, read_events(directory, 0))
+
+
+def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
+    """Replace all rows (caller holds the write transaction); returns the number of runs.
+
+    `conn` must return sqlite3.Row rows. Runs keep the ids recorded in their config.json;
+    a run without one (or with a taken one) gets the next free id.
+    """
+    for table in ("metrics", "checkpoints", "evaluations", "runs", "sweeps"):
+        conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed table names)
+    _insert_sweeps(conn, home)
     entries = _run_dirs(home)
-
-    def recorded_id(entry: tuple[Path, dict[str, Any]]) -> int:
-        value = entry[1].get("meta", {}).get("id")
-        return value if isinstance(value, int) and value > 0 else 1 << 62
-
-    entries.sort(key=lambda e: (recorded_id(e), e[0].name))
+    entries.sort(key=lambda e: (_recorded_id(e[1]) or _MAX_ID, e[0].name))
     used: set[int] = set()
-    next_id = max([recorded_id(e) for e in entries if recorded_id(e) < 1 << 62] + [0]) + 1
-    conn.row_factory = sqlite3.Row
-    try:
-        for directory, stored in entries:
-            meta = stored.get("meta") or {}
-            run_id = recorded_id((directory, stored))
-            if run_id in used or run_id >= 1 << 62:
-                run_id, next_id = next_id, next_id + 1
-            used.add(run_id)
-            sweep = meta.get("sweep")
-            if sweep:
-                conn.execute(
-                    "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, '{}')",
-                    (sweep, meta.get("created") or directory.stat().st_mtime),
-                )
-            override = _read_json(directory / STATUS_FILE) or {}
-            conn.execute(
-                "INSERT INTO runs (id, name, sweep, status, created, config, error, traceback, "
-                "status_set_at, events_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                (
-                    run_id,
-                    directory.name,
-                    sweep,
-                    override.get("status") or meta.get("status") or "queued",
-                    meta.get("created") or directory.stat().st_mtime,
-                    json.dumps(stored.get("config") or {}),
-                    override.get("error"),
-                    override.get("traceback"),
-                    override.get("t"),
-                ),
-            )
-            run = dict(conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
-            chunk = read_events(directory, 0)
-            changes = apply_events(conn, run, chunk.events)
-            changes["events_offset"] = chunk.end_offset
-            assignments = ", ".join(f"{column} = ?" for column in changes)
-            conn.execute(
-                f"UPDATE runs SET {assignments} WHERE id = ?",
-                (*changes.values(), run_id),  # noqa: S608
-            )
-    finally:
-        conn.row_factory = None
+    next_id = max([_recorded_id(stored) or 0 for _, stored in entries] + [0]) + 1
+    for directory, stored in entries:
+        run_id = _recorded_id(stored)
+        if run_id is None or run_id in used:
+            run_id, next_id = next_id, next_id + 1
+        used.add(run_id)
+        _insert_run(conn, run_id, directory, stored)
     return len(entries)

@@ -1,13 +1,21 @@
-"""RunRow, the front ends' view of one run, and the statuses and sort keys of the runs list."""
+"""RunRow, the front ends' view of one run, and the queries that read it from runs.db.
+
+Every query takes a connection the caller holds (the Store, under its lock) and reads
+columns by name (sqlite3.Row); only whitelisted names (SORT_KEYS) ever enter the SQL text.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from rhea_engine.vocabulary import FINAL_STATUSES
+from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, MISSING
 
 # `rhea ls --sort` names -> runs columns
 SORT_KEYS = {
@@ -75,13 +83,25 @@ class RunRow:
         return self.status in FINAL_STATUSES
 
 
-def row_from(values: dict[str, Any], runs_root: Path) -> RunRow:
-    """A RunRow from a `runs` row as a {column: value} dict."""
+def row_from(values: Mapping[str, Any] | sqlite3.Row, runs_root: Path) -> RunRow:
+    """A RunRow from a `runs` row (a sqlite3.Row or a {column: value} mapping).
+
+    A run whose directory is gone reads as `missing`, with the status it had in its error.
+    """
+    path = runs_root / values["name"]
+    status, error = values["status"], values["error"]
+    if not path.is_dir():
+        error = (
+            f"The run directory {path} is gone (deleted outside Rhea); the run was {status}. "
+            f"`rhea rm {values['name']}` removes its record; restoring the directory brings "
+            "the run back."
+        )
+        status = MISSING
     return RunRow(
         id=values["id"],
         name=values["name"],
         sweep=values["sweep"],
-        status=values["status"],
+        status=status,
         created=values["created"],
         started=values["started"],
         ended=values["ended"],
@@ -94,7 +114,7 @@ def row_from(values: dict[str, Any], runs_root: Path) -> RunRow:
         git_dirty=None if values["git_dirty"] is None else bool(values["git_dirty"]),
         data=json.loads(values["data"]) if values["data"] else [],
         config=json.loads(values["config"]) if values["config"] else {},
-        error=values["error"],
+        error=error,
         traceback=values["traceback"],
         total_epochs=values["total_epochs"],
         last_epoch=values["last_epoch"],
@@ -104,41 +124,121 @@ def row_from(values: dict[str, Any], runs_root: Path) -> RunRow:
         best_test_loss=values["best_test_loss"],
         max_eln_violation=values["max_eln_violation"],
         learning_rate=values["learning_rate"],
-        path=runs_root / values["name"],
+        path=path,
         fail_epoch=values["fail_epoch"],
         fail_task=values["fail_task"],
         status_set_at=values["status_set_at"],
     )
 
 
-def brief_row(row: tuple[Any, ...]) -> RunRow:
-    """A partial RunRow with what the liveness check needs (from ingest's slim query)."""
-    return RunRow(
-        id=row[0],
-        name=row[1],
-        sweep=None,
-        status=row[2],
-        created=row[9],
-        started=row[8],
-        ended=None,
-        heartbeat=row[7],
-        pid=row[4],
-        host=row[5],
-        slurm_job_id=row[6],
-        device=None,
-        git_commit=None,
-        git_dirty=None,
-        data=[],
-        config={},
-        error=None,
-        traceback=None,
-        total_epochs=None,
-        last_epoch=None,
-        last_train_loss=None,
-        last_test_loss=None,
-        best_train_loss=None,
-        best_test_loss=None,
-        max_eln_violation=None,
-        learning_rate=None,
-        status_set_at=row[10],
+@dataclass(frozen=True)
+class IngestState:
+    """Where ingestion of one run stands: what a refresh needs before it reads any events."""
+
+    id: int
+    name: str
+    status: str
+    events_offset: int
+    pid: int | None
+    slurm_job_id: str | None
+
+    COLUMNS: ClassVar[str] = "id, name, status, events_offset, pid, slurm_job_id"
+
+    @classmethod
+    def from_row(cls, values: Mapping[str, Any] | sqlite3.Row) -> IngestState:
+        return cls(
+            id=values["id"],
+            name=values["name"],
+            status=values["status"],
+            events_offset=values["events_offset"],
+            pid=values["pid"],
+            slurm_job_id=values["slurm_job_id"],
+        )
+
+    @property
+    def watched(self) -> bool:
+        """Whether a worker may still run for it (a process or a Slurm job to check)."""
+        return self.status in ACTIVE_STATUSES and bool(self.pid or self.slurm_job_id)
+
+
+def find(conn: sqlite3.Connection, handle: str) -> sqlite3.Row | None:
+    """The `runs` row of a run by name, or by numeric id."""
+    found = conn.execute("SELECT * FROM runs WHERE name = ?", (handle,)).fetchone()
+    if found is None and handle.isdigit() and len(handle) < 19:
+        found = conn.execute("SELECT * FROM runs WHERE id = ?", (int(handle),)).fetchone()
+    return found  # type: ignore[no-any-return]
+
+
+def with_details(conn: sqlite3.Connection, row: RunRow) -> RunRow:
+    """`row` with its final evaluation and its checkpoints."""
+    evaluation = conn.execute("SELECT name, value FROM evaluations WHERE run = ?", (row.id,))
+    row.evaluation = {e["name"]: math.nan if e["value"] is None else e["value"] for e in evaluation}
+    checkpoints = conn.execute(
+        "SELECT path, epoch, kind, t FROM checkpoints WHERE run = ? ORDER BY epoch, t", (row.id,)
     )
+    row.checkpoints = [dict(c) for c in checkpoints]
+    return row
+
+
+def select(
+    conn: sqlite3.Connection,
+    sweep: str | None,
+    status: str | None,
+    sort: str | None,
+    descending: bool,
+) -> list[sqlite3.Row]:
+    """`runs` rows of a sweep and with a stored status, sorted by a SORT_KEYS column (then id)."""
+    clauses, params = [], []
+    if sweep is not None:
+        clauses.append("sweep = ?")
+        params.append(sweep)
+    if status is not None and status != MISSING:  # missing is derived (row_from), not stored
+        clauses.append("status = ?")
+        params.append(status)
+    column = SORT_KEYS[sort] if sort is not None else "id"
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, id"
+    sql = f"SELECT * FROM runs {where} ORDER BY {order}"  # noqa: S608 (whitelisted names)
+    return conn.execute(sql, params).fetchall()
+
+
+def series(
+    conn: sqlite3.Connection, run_id: int, names: list[str] | None, since_epoch: int
+) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch series {metric name: [(epoch, value), ...]} of one run, sorted by epoch."""
+    if names is not None and not names:
+        return {}
+    sql = "SELECT name, epoch, value FROM metrics WHERE run = ?"
+    params: list[Any] = [run_id]
+    if names is not None:
+        sql += f" AND name IN ({','.join('?' * len(names))})"
+        params += list(names)
+    if since_epoch:
+        sql += " AND epoch >= ?"
+        params.append(since_epoch)
+    found = conn.execute(sql + " ORDER BY name, epoch", params).fetchall()
+    return {
+        name: [(r["epoch"], math.nan if r["value"] is None else r["value"]) for r in group]
+        for name, group in itertools.groupby(found, key=lambda r: r["name"])
+    }
+
+
+def sweeps(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Sweeps with their spec and a count of their runs per status."""
+    counted = conn.execute(
+        "SELECT sweep, status, COUNT(*) AS n FROM runs WHERE sweep IS NOT NULL "
+        "GROUP BY sweep, status"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for r in counted:
+        counts.setdefault(r["sweep"], {})[r["status"]] = r["n"]
+    return [
+        {
+            "name": s["name"],
+            "created": s["created"],
+            "spec": json.loads(s["spec"] or "{}"),
+            "runs": sum(counts.get(s["name"], {}).values()),
+            "statuses": counts.get(s["name"], {}),
+        }
+        for s in conn.execute("SELECT name, created, spec FROM sweeps ORDER BY created")
+    ]

@@ -12,11 +12,17 @@ ingest events.jsonl into SQLite. One JSON object per line, always with "type" an
     evaluation  results {name: float}  (final evaluation: model vs Box3D vs identity)
     status      status ("running"|"completed"|"failed"|"diverged"|"stopped"|"lost"|...),
                 plus, where they apply: error (one paragraph), traceback, epoch, task
+    reset       reason, discarded_checkpoints (the folder its checkpoint files moved to, or
+                null): the run starts again from scratch (`rhea resume RUN --from-scratch`);
+                everything recorded before it (metrics, checkpoints, evaluation) is void
     log         message
 
 A line is written whole with one write() of bytes ending in "\\n" on a file opened with
 O_APPEND, then flushed, so a reader never sees half an object except a torn last line,
 which it leaves for the next read (see `read_events`).
+
+Beside the run directories, a home holds sweeps/<name>.json (a sweep's spec) and, in a run
+directory, status.json: the last status a front end set, so that a rebuild keeps it.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rhea_engine.errors import RunError
 
@@ -38,14 +46,19 @@ CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
 STDOUT_FILE = "stdout.log"
 CHECKPOINT_DIR = "checkpoints"
+STATUS_FILE = "status.json"
 RUNS_DIR = "runs"
+SWEEPS_DIR = "sweeps"
+# the line a launcher writes to stdout.log before each worker it starts: the output of the
+# latest launch is what follows the last one
+LAUNCH_MARK = "=== rhea: worker launched"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def check_run_name(name: str) -> str:
     """A run name is a short typeable handle that can never escape the runs folder."""
-    if not _NAME_RE.match(name) or name in (".", "..") or ".." in name:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
         raise RunError(
             f"'{name}' is not a valid run name: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit (for example 'lr-sweep-3')."
@@ -72,13 +85,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-def to_float(value: Any) -> float:
-    """Inverse of `_clean` for metric values read back from events."""
-    if isinstance(value, str):
-        return float(value)
-    return float(value)
 
 
 class RunWriter:
@@ -142,7 +148,8 @@ def read_events(path: str | Path, offset: int = 0) -> EventChunk:
     """Read complete event lines from byte `offset`; a torn last line is left for later.
 
     A line that is complete but not valid JSON (a crash mid-write cannot make one, but a
-    hand edit can) is skipped, so one bad line never blocks a run's later events.
+    hand edit can; so can an integer of thousands of digits, or nesting deeper than Python
+    parses) is skipped, so one bad line never blocks a run's later events.
     """
     file = Path(path) / EVENTS_FILE if Path(path).is_dir() else Path(path)
     try:
@@ -160,15 +167,20 @@ def read_events(path: str | Path, offset: int = 0) -> EventChunk:
             continue
         try:
             event = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, int digits
             continue
         if isinstance(event, dict) and "type" in event:
             events.append(event)
     return EventChunk(events, offset + end + 1)
 
 
-def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
-    yield from read_events(path).events
+def open_output(directory: Path) -> BinaryIO:
+    """stdout.log of a run, opened to append the output of a worker about to be launched."""
+    log = open(directory / STDOUT_FILE, "ab")  # noqa: SIM115 (the caller closes it)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    log.write(f"{LAUNCH_MARK} at {stamp} ===\n".encode())
+    log.flush()
+    return log
 
 
 def write_config(
@@ -189,6 +201,106 @@ def read_config(path: str | Path) -> dict[str, Any]:
         data = json.loads(file.read_text())
     except FileNotFoundError as exc:
         raise RunError(f"The run directory {path} has no {CONFIG_FILE}.") from exc
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{file} is not valid JSON ({exc}); the run directory is damaged.") from exc
-    return data  # type: ignore[no-any-return]
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RunError(f"{file} cannot be read ({exc}); the run directory is damaged.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        raise RunError(f"{file} is not a Rhea run configuration; the run directory is damaged.")
+    return data
+
+
+def create_run_dir(
+    home: str | Path, name: str, config: dict[str, Any], meta: dict[str, Any]
+) -> Path:
+    """Make runs/<name>/ with its config.json; RunError if the directory exists already."""
+    directory = run_dir(home, name)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir()
+    except FileExistsError as exc:
+        raise RunError(
+            f"The directory {directory} already exists but is not in runs.db; choose another "
+            "--name, or run `rhea db rebuild` to bring it back."
+        ) from exc
+    write_config(directory, config, meta)
+    return directory
+
+
+def remove_dir(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def removing(directory: Path) -> Iterator[None]:
+    """Move `directory` aside while the body runs; delete it after, or put it back on error.
+
+    The body removes the rows of the run; a failure there leaves the directory in place, so
+    that nothing is lost and the deletion can be tried again.
+    """
+    trash = directory.parent / f".deleting-{directory.name}-{os.getpid()}"
+    moved = directory.exists()
+    if moved:
+        os.replace(directory, trash)
+    try:
+        yield
+    except BaseException:
+        if moved and not directory.exists():
+            os.replace(trash, directory)
+        raise
+    if moved:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    """Write a small JSON file atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None if it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_status(directory: Path, status: str, error: str | None, traceback: str | None) -> None:
+    """Record in status.json the status a front end set (a rebuild keeps it); no-op if gone."""
+    if directory.is_dir():
+        record = {"status": status, "t": time.time(), "error": error, "traceback": traceback}
+        write_json(directory / STATUS_FILE, record)
+
+
+def write_sweep(home: str | Path, name: str, created: float, spec: dict[str, Any]) -> None:
+    folder = Path(home) / SWEEPS_DIR
+    folder.mkdir(exist_ok=True)
+    write_json(
+        folder / f"{check_run_name(name)}.json", {"name": name, "created": created, "spec": spec}
+    )
+
+
+def remove_sweep(home: str | Path, name: str) -> None:
+    (Path(home) / SWEEPS_DIR / f"{check_run_name(name)}.json").unlink(missing_ok=True)
+
+
+def start_afresh(directory: Path, reason: str) -> Path | None:
+    """Void a run's history before it restarts from scratch; returns where its checkpoints went.
+
+    The checkpoint files move into checkpoints/discarded-<time>/ (kept, never mixed with the
+    new ones), and a `reset` event tells every reader of events.jsonl, a rebuild included,
+    to drop what came before it.
+    """
+    folder = directory / CHECKPOINT_DIR
+    files = sorted(folder.glob("*.pt*")) if folder.is_dir() else []
+    aside = None
+    if files:
+        aside = folder / time.strftime("discarded-%Y%m%d-%H%M%S")
+        aside.mkdir(exist_ok=True)
+        for file in files:
+            os.replace(file, aside / file.name)
+    with RunWriter(directory) as writer:
+        moved = None if aside is None else os.path.relpath(aside, directory)
+        writer.emit("reset", reason=reason, discarded_checkpoints=moved)
+    return aside

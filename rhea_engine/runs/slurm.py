@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from submitit.helpers import Checkpointable, DelayedSubmission
+
 from rhea_engine.errors import SlurmError
-from rhea_engine.runs.rundir import STDOUT_FILE
+from rhea_engine.runs.rundir import open_output
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 POLL_INTERVAL_S = 10.0
@@ -176,15 +178,7 @@ def _ignore_usr2() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
-try:
-    from submitit.helpers import Checkpointable as _Checkpointable
-    from submitit.helpers import DelayedSubmission as _DelayedSubmission
-except ImportError:  # submitit is a dependency; keep the module importable without it
-    _Checkpointable = object  # type: ignore[assignment,misc]
-    _DelayedSubmission = None  # type: ignore[assignment,misc]
-
-
-class WorkerJob(_Checkpointable):  # type: ignore[misc,valid-type]
+class WorkerJob(Checkpointable):  # type: ignore[misc]
     """The Slurm job: runs `python -m rhea_engine.runs.worker RUN_DIR` and waits for it.
 
     On time-out or preemption (submitit's USR2) the worker is stopped with SIGTERM so it
@@ -199,7 +193,7 @@ class WorkerJob(_Checkpointable):  # type: ignore[misc,valid-type]
         if resume:
             cmd.append("--resume")
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        with open(Path(run_dir) / STDOUT_FILE, "ab") as log:
+        with open_output(Path(run_dir)) as log:
             self._proc = subprocess.Popen(  # noqa: S603 (fixed command, run_dir is ours)
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_ignore_usr2
             )
@@ -217,7 +211,7 @@ class WorkerJob(_Checkpointable):  # type: ignore[misc,valid-type]
                 proc.wait(timeout=75)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        return _DelayedSubmission(WorkerJob(), run_dir, resume=True)
+        return DelayedSubmission(WorkerJob(), run_dir, resume=True)
 
 
 def submit(
@@ -399,10 +393,6 @@ class Poller:
 _poller = Poller()
 
 
-def poller() -> Poller:
-    return _poller
-
-
 def job_alive(job_id: str) -> bool | None:
     """For run liveness (lifecycle): True while Slurm holds the job, False once it is gone.
 
@@ -478,7 +468,7 @@ def map_state(
 def refresh_slurm_statuses(store: Any, force: bool = False) -> int:
     """Apply Slurm's job states to the store's Slurm runs; returns how many runs changed.
 
-    Call after `store.ingest()`, so the worker's own events are seen first.
+    `rhea_engine.runs.refresh` calls it after ingesting, so the workers' own events come first.
     """
     now = time.time()
     rows = [

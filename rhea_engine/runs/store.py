@@ -1,70 +1,48 @@
-"""The SQLite run store (runs.db), owned by the front ends.
+"""runs.db, the SQL repository of a Rhea home: transactions, queries, and rows by column name.
 
-Front ends call `Store(home).ingest()` before they read; ingestion reads new lines of each
-run's events.jsonl from its recorded byte offset and applies them in one transaction
-(idempotent: the offset moves in the same transaction as the rows it covers). The database
-can always be recreated from the run directories with `Store.rebuild()`.
+The front ends own runs.db; workers never open it. `rhea_engine.runs.refresh` brings it up to
+date with the run directories (events, liveness, Slurm) before the front ends read it, and
+`Store.rebuild()` recreates it from them. SQLite settings: WAL, synchronous=NORMAL, and one
+retry policy: SQLite's busy timeout, which makes a writer wait for another (a second front
+end, or a slow network file system) instead of failing.
+
+One Store is used by one thread at a time; a single lock makes it safe to hand from the
+thread that made it to a worker thread (the TUI polls on one).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
-import os
-import shutil
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rhea_engine.errors import RunError, StoreError, UnknownRunError
-from rhea_engine.runs import lifecycle
-from rhea_engine.runs.ingest import apply_events
-from rhea_engine.runs.rows import SORT_KEYS, RunRow, brief_row, row_from
-from rhea_engine.runs.rundir import (
-    EVENTS_FILE,
-    RUNS_DIR,
-    EventChunk,
-    check_run_name,
-    read_config,
-    read_events,
-    run_dir,
-    write_config,
-)
+from rhea_engine.runs import rows, rundir
+from rhea_engine.runs.rows import SORT_KEYS, IngestState, RunRow, row_from
 from rhea_engine.runs.schema import RUN_COLUMNS, VERSION, applied_version, migrate
-from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, STATUSES
+from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, MISSING, STATUSES
 
 DB_FILE = "runs.db"
-SWEEPS_DIR = "sweeps"
-STATUS_FILE = "status.json"  # the last status a front end set, so a rebuild keeps it
-BUSY_TIMEOUT_MS = 5000
-BUSY_PATIENCE_S = 120.0
-T = TypeVar("T")
-
-_SLIM = (
-    "id, name, status, events_offset, pid, host, slurm_job_id, heartbeat, started, created, "
-    "status_set_at"
-)
+BUSY_TIMEOUT_S = 120.0  # how long a write waits for another writer before it gives up
+_DEFAULT_NAME = re.compile(r"run(\d{1,18})")
 _SETTABLE = set(RUN_COLUMNS) - {"id", "name", "config", "events_offset", "status_set_at"}
 
 
-def _failure(path: Path, exc: sqlite3.DatabaseError) -> str:
-    return (
-        f"The run store {path} failed ({exc}). If another program holds it for long, try "
-        "again; if it is damaged, `rhea db rebuild` recreates it from the run directories."
-    )
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+def _check_status(status: str) -> None:
+    if status not in STATUSES or status == MISSING:
+        known = ", ".join(s for s in STATUSES if s != MISSING)
+        raise RunError(f"Unknown status '{status}'; use one of {known}.")
 
 
 class Store:
-    """runs.db under `home` (WAL, synchronous=NORMAL, busy_timeout, retried commits)."""
+    """runs.db under `home`; every method is one transaction or one consistent read."""
 
     @classmethod
     def open_existing(cls, home: str | Path) -> Store:
@@ -72,7 +50,7 @@ class Store:
         path = Path(home)
         if not path.is_dir():
             raise StoreError(f"The Rhea home {path} does not exist; give --home or set RHEA_HOME.")
-        if not (path / "runs.db").exists() and not (path / RUNS_DIR).is_dir():
+        if not (path / DB_FILE).exists() and not (path / rundir.RUNS_DIR).is_dir():
             raise StoreError(
                 f"{path} is not a Rhea home yet (no runs.db or runs/); start a run there with "
                 "`rhea run`, or give --home or set RHEA_HOME."
@@ -81,36 +59,35 @@ class Store:
 
     def __init__(self, home: str | Path) -> None:
         self.home = Path(home).expanduser().resolve()
-        self.runs_root = self.home / RUNS_DIR
+        self.runs_root = self.home / rundir.RUNS_DIR
         self.path = self.home / DB_FILE
         self.runs_root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._changes = 0
+        self._conn: sqlite3.Connection | None = None
         fresh = not self.path.exists()
         try:
-            self._conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA cache_size = -65536")  # KiB: per-run series stay cached
-            if applied_version(self._conn) < VERSION:
-                self._write(lambda: migrate(self.db))
-            if fresh and any(
-                p.is_dir() and not p.name.startswith(".") for p in self.runs_root.iterdir()
-            ):
-                self.rebuild()  # runs.db was deleted or lost: the run directories hold it all
-        except sqlite3.DatabaseError as exc:
-            if getattr(self, "_conn", None) is not None:
-                self._conn.close()
+            self._conn = conn
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -65536")  # KiB: per-run series stay cached
+            if applied_version(conn) < VERSION:
+                with self._transaction():
+                    migrate(self.db)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self.close()
             raise StoreError(
                 f"The run store {self.path} cannot be opened ({exc}). If it is damaged, move it "
                 "aside and run `rhea db rebuild` to recreate it from the run directories."
             ) from exc
+        if fresh and any(
+            p.is_dir() and not p.name.startswith(".") for p in self.runs_root.iterdir()
+        ):
+            self.rebuild()  # runs.db was deleted or lost: the run directories hold it all
 
     @property
     def db(self) -> Any:
@@ -120,51 +97,43 @@ class Store:
         return sqlite_utils.Database(self._conn)
 
     # -- transactions ---------------------------------------------------------------------
-    def _retry(self, fn: Callable[[], T]) -> T:
-        delay, deadline = 0.01, time.monotonic() + BUSY_PATIENCE_S
-        while True:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: it waits for other writers up front)."""
+        with self._lock, self._errors():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._changes += 1
 
-    def _write(self, fn: Callable[[], T], cleanup: Callable[[], None] | None = None) -> T:
-        """Run `fn` in one write transaction, retried with backoff while the db is busy."""
-        with self._lock:
-            delay, deadline = 0.005, time.monotonic() + BUSY_PATIENCE_S
-            while True:
-                try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = fn()
-                        self._conn.execute("COMMIT")
-                    except BaseException:
-                        if self._conn.in_transaction:
-                            self._conn.execute("ROLLBACK")
-                        if cleanup is not None:
-                            cleanup()
-                        raise
-                except sqlite3.DatabaseError as exc:
-                    busy = isinstance(exc, sqlite3.OperationalError) and _busy(exc)
-                    if not busy or time.monotonic() > deadline:
-                        raise StoreError(_failure(self.path, exc)) from exc
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.25)
-                    continue
-                self._changes += 1
-                return result
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors():
+            yield self._connection()
 
-    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._retry(lambda: self._conn.execute(sql, params).fetchall())
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(_failure(self.path, exc)) from exc
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"The run store {self.path} failed ({exc}). If another program holds it for "
+                "long, try again; if it is damaged, `rhea db rebuild` recreates it from the run "
+                "directories."
+            ) from exc
 
-    # -- writing (front ends only) --------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"The run store {self.path} is closed.")
+        return self._conn
+
+    # -- runs and sweeps, written by front ends -------------------------------------------
     def create_run(
         self,
         config: dict[str, Any] | Any,
@@ -172,94 +141,79 @@ class Store:
         sweep: str | None = None,
         status: str = "queued",
     ) -> RunRow:
-        """Allocate a handle (run1, run2, ... or `name`), create runs/<name>/ with config.json."""
+        """Allocate a handle (`name`, or the next free runN), create runs/<name>/ with config.json."""
         values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         if name is not None:
-            check_run_name(name)
-        if status not in STATUSES:
-            raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
+            rundir.check_run_name(name)
+        _check_status(status)
         made: list[Path] = []
-
-        def cleanup() -> None:
-            for directory in made:
-                shutil.rmtree(directory, ignore_errors=True)
-            made.clear()
-
-        def create() -> str:
-            now = time.time()
-            new_id = int(
-                self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0]
-            )
-            if name is not None:
-                chosen = name
-                if self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (chosen,)).fetchone():
+        try:
+            with self._transaction() as conn:
+                chosen = name if name is not None else self._free_name(conn)
+                if conn.execute("SELECT 1 FROM runs WHERE name = ?", (chosen,)).fetchone():
                     raise RunError(f"A run named '{chosen}' already exists; choose another --name.")
-                if run_dir(self.home, chosen).exists():
-                    raise RunError(
-                        f"The directory {run_dir(self.home, chosen)} already exists but is not in "
-                        "runs.db; choose another --name, or run `rhea db rebuild` to bring it back."
-                    )
-            else:
-                number = new_id
-                while True:
-                    chosen = f"run{number}"
-                    taken = self._conn.execute(
-                        "SELECT 1 FROM runs WHERE name = ?", (chosen,)
-                    ).fetchone()
-                    if not taken and not run_dir(self.home, chosen).exists():
-                        break
-                    number += 1
-            if sweep is not None:
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, '{}')",
-                    (sweep, now),
+                now = time.time()
+                new_id = int(
+                    conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0]
                 )
-            directory = run_dir(self.home, chosen)
-            directory.mkdir(parents=True)
-            made.append(directory)
-            meta = {
-                "id": new_id,
-                "name": chosen,
-                "sweep": sweep,
-                "created": now,
-                "status": status,
-                "home": str(self.home),
-            }
-            write_config(directory, values, meta)
-            self._conn.execute(
-                "INSERT INTO runs (id, name, sweep, status, created, config, events_offset) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0)",
-                (new_id, chosen, sweep, status, now, json.dumps(values)),
-            )
-            return chosen
-
-        chosen = self._write(create, cleanup)
+                if sweep is not None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, '{}')",
+                        (sweep, now),
+                    )
+                meta = {"id": new_id, "name": chosen, "sweep": sweep, "created": now}
+                meta.update(status=status, home=str(self.home))
+                made.append(rundir.create_run_dir(self.home, chosen, values, meta))
+                conn.execute(
+                    "INSERT INTO runs (id, name, sweep, status, created, config, events_offset) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                    (new_id, chosen, sweep, status, now, json.dumps(values)),
+                )
+        except BaseException:
+            for directory in made:
+                rundir.remove_dir(directory)
+            raise
         return self.get_run(chosen)
+
+    def _free_name(self, conn: sqlite3.Connection) -> str:
+        """run<N+1> after the highest runN in use (ids do not count: named runs take them too)."""
+        numbers = [
+            int(match.group(1))
+            for row in conn.execute("SELECT name FROM runs WHERE name LIKE 'run%'")
+            if (match := _DEFAULT_NAME.fullmatch(row["name"]))
+        ]
+        for number in itertools.count(max(numbers, default=0) + 1):
+            chosen = f"run{number}"
+            if not (self.runs_root / chosen).exists():
+                return chosen
+        raise AssertionError("unreachable")
 
     def create_sweep(self, name: str, spec: dict[str, Any]) -> None:
         """Record a sweep (also as sweeps/<name>.json, so a rebuild keeps it)."""
-        check_run_name(name)
+        rundir.check_run_name(name)
         now = time.time()
-        text = json.dumps(spec, sort_keys=True)
-
-        def create() -> None:
-            if self._conn.execute("SELECT 1 FROM sweeps WHERE name = ?", (name,)).fetchone():
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM sweeps WHERE name = ?", (name,)).fetchone():
                 raise RunError(f"A sweep named '{name}' already exists; choose another --name.")
-            self._conn.execute(
-                "INSERT INTO sweeps (name, created, spec) VALUES (?, ?, ?)", (name, now, text)
+            conn.execute(
+                "INSERT INTO sweeps (name, created, spec) VALUES (?, ?, ?)",
+                (name, now, json.dumps(spec, sort_keys=True)),
             )
-            folder = self.home / SWEEPS_DIR
-            folder.mkdir(exist_ok=True)
-            _write_json(folder / f"{name}.json", {"name": name, "created": now, "spec": spec})
+            rundir.write_sweep(self.home, name, now, spec)
 
-        self._write(create)
+    def delete_sweep(self, name: str) -> None:
+        """Forget a sweep that has no runs left (and its sweeps/<name>.json): the name is free."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE sweep = ? LIMIT 1", (name,)).fetchone():
+                raise RunError(f"Sweep '{name}' still has runs; delete them first.")
+            conn.execute("DELETE FROM sweeps WHERE name = ?", (name,))
+            rundir.remove_sweep(self.home, name)
 
     def set_status(
         self, handle: str, status: str, error: str | None = None, **columns: Any
     ) -> None:
         """Set a run's status from a front end (pruned, lost, ...); later worker events win."""
-        if status not in STATUSES:
-            raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
+        _check_status(status)
         row = self.get_run(handle)
         now = time.time()
         values = {"status": status, "error": error, "status_set_at": now, **columns}
@@ -269,11 +223,8 @@ class Store:
             values.setdefault("ended", None)
             values.setdefault("traceback", None)
         self._update(row.id, values, check=set(columns))
-        if row.path is not None and row.path.is_dir():
-            _write_json(
-                row.path / STATUS_FILE,
-                {"status": status, "t": now, "error": error, "traceback": columns.get("traceback")},
-            )
+        if row.path is not None:
+            rundir.write_status(row.path, status, error, columns.get("traceback"))
 
     def update_run(self, handle: str, **columns: Any) -> None:
         """Set columns (pid, host, slurm_job_id, ...) without touching the status."""
@@ -289,194 +240,80 @@ class Store:
             values["git_dirty"] = int(bool(values["git_dirty"]))
         # column names come from the fixed RUN_COLUMNS whitelist, values are parameters
         assignments = ", ".join(f"{column} = ?" for column in values)
-        self._write(
-            lambda: self._conn.execute(
-                f"UPDATE runs SET {assignments} WHERE id = ?",
-                (*values.values(), run_id),  # noqa: S608
+        with self._transaction() as conn:
+            conn.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ?",  # noqa: S608
+                (*values.values(), run_id),
             )
-        )
 
     def delete_run(self, handle: str, force: bool = False) -> None:
-        """Remove a run's rows and its directory; refuses a live run unless `force`."""
+        """Remove a run's rows and its directory.
+
+        Refuses a run that may still have a worker (active, with a pid or a Slurm job, as
+        the last refresh saw it) unless `force`.
+        """
         row = self.get_run(handle)
-        live = row.status == "running" or (row.status == "queued" and (row.pid or row.slurm_job_id))
-        if not force and live and lifecycle.process_alive(row) is not False:
+        worker = row.pid or row.slurm_job_id or row.status == "running"
+        if row.status in ACTIVE_STATUSES and worker and not force:
             raise RunError(
                 f"Run '{row.name}' is {row.status}; stop it first with `rhea stop {row.name}`."
             )
-        directory = run_dir(self.home, row.name)
-        trash = self.runs_root / f".deleting-{row.name}-{os.getpid()}"
-        moved = False
-        if directory.exists():
-            os.replace(directory, trash)
-            moved = True
-
-        def delete() -> None:
+        with rundir.removing(rundir.run_dir(self.home, row.name)), self._transaction() as conn:
             for table in ("metrics", "checkpoints", "evaluations"):
-                self._conn.execute(f"DELETE FROM {table} WHERE run = ?", (row.id,))  # noqa: S608
-            self._conn.execute("DELETE FROM runs WHERE id = ?", (row.id,))
+                conn.execute(f"DELETE FROM {table} WHERE run = ?", (row.id,))  # noqa: S608
+            conn.execute("DELETE FROM runs WHERE id = ?", (row.id,))
 
-        def restore() -> None:
-            if moved and not directory.exists():
-                os.replace(trash, directory)
+    # -- ingestion and settling (called by rhea_engine.runs.refresh) ----------------------
+    def ingest_states(self, handles: list[str] | None = None) -> list[IngestState]:
+        """Where ingestion stands for all (or the given) runs."""
+        ids = None if handles is None else [r.id for r in self.resolve_handles(handles)]
+        if ids == []:
+            return []
+        sql = f"SELECT {IngestState.COLUMNS} FROM runs"  # noqa: S608
+        if ids is not None:
+            sql += f" WHERE id IN ({','.join('?' * len(ids))})"
+        with self._reading() as conn:
+            return [IngestState.from_row(r) for r in conn.execute(sql, ids or ())]
 
-        self._write(delete, restore)
-        if moved:
-            shutil.rmtree(trash, ignore_errors=True)
+    def ingest_state(self, run_id: int) -> IngestState | None:
+        sql = f"SELECT {IngestState.COLUMNS} FROM runs WHERE id = ?"  # noqa: S608
+        with self._reading() as conn:
+            found = conn.execute(sql, (run_id,)).fetchone()
+        return IngestState.from_row(found) if found else None
 
-    # -- ingestion ------------------------------------------------------------------------
-    def ingest(self, handles: list[str] | None = None) -> int:
-        """Ingest new events of all (or the given) runs; returns the number of events applied.
+    def apply_events(self, run_id: int, offset: int, chunk: rundir.EventChunk) -> int | None:
+        """Apply a run's events read from byte `offset`, in one transaction (`apply_chunk`)."""
+        from rhea_engine.runs.ingest import apply_chunk
 
-        Also settles runs whose worker is gone without a final status (lost, see lifecycle).
-        """
-        if handles is None:
-            rows = self._query(f"SELECT {_SLIM} FROM runs")  # noqa: S608
-        else:
-            ids = [r.id for r in self.resolve_handles(handles)]
-            marks = ",".join("?" * len(ids))
-            rows = (
-                self._query(f"SELECT {_SLIM} FROM runs WHERE id IN ({marks})", ids) if ids else []
-            )  # noqa: S608
-        applied = 0
-        for row in rows:
-            applied += self._refresh(row)
-        if any(row[6] for row in rows):
-            # Slurm's own verdicts (CANCELLED, TIMEOUT, ...) after the workers' events;
-            # one batched, rate-limited scheduler query for all jobs.
-            refresh = lifecycle.slurm_hook("refresh_slurm_statuses")
-            if refresh is not None:
-                applied += refresh(self)
-        return applied
+        with self._transaction() as conn:
+            return apply_chunk(conn, run_id, offset, chunk)
 
-    def _refresh(self, row: tuple[Any, ...]) -> int:
-        """Ingest one run's new events and settle it if its worker is gone."""
-        # Liveness is checked before the events are read: a worker that wrote its final
-        # status and exited in between is then seen with that status, never as lost.
-        watched = row[2] in ACTIVE_STATUSES and bool(row[4] or row[6])
-        gone = lifecycle.process_alive(brief_row(row)) is False if watched else None
-        applied = self._ingest_file(row[0], row[1], row[3])
-        if not watched and applied:
-            again = self._query(f"SELECT {_SLIM} FROM runs WHERE id = ?", (row[0],))  # noqa: S608
-            if again and again[0][2] in ACTIVE_STATUSES and (again[0][4] or again[0][6]):
-                watched = True  # the start event just told us the pid: check, then re-read
-                gone = lifecycle.process_alive(brief_row(again[0])) is False
-                applied += self._ingest_file(row[0], row[1], again[0][3])
-        if watched:
-            self._settle(row[0], gone)
-        return applied
+    def settle(self, row: RunRow, status: str, error: str, traceback: str | None) -> bool:
+        """Give a run whose worker is gone its verdict (`ingest.apply_verdict`)."""
+        from rhea_engine.runs.ingest import apply_verdict
 
-    def _ingest_file(self, run_id: int, name: str, offset: int) -> int:
-        events_path = self.runs_root / name / EVENTS_FILE
-        try:
-            size = events_path.stat().st_size
-        except OSError:
-            return 0  # no events yet (or the directory is gone)
-        if size == offset:
-            return 0
-        # read outside the write lock; a torn last line alone starts no transaction
-        start = 0 if size < offset else offset  # a replaced file is read whole (upserts)
-        chunk = read_events(events_path, start)
-        if chunk.end_offset == offset:
-            return 0
-        return self._write(lambda: self._ingest_run(run_id, start, chunk))
+        with self._transaction() as conn:
+            return apply_verdict(conn, row, status, error, traceback)
 
-    def _ingest_run(self, run_id: int, start: int, chunk: EventChunk) -> int:
-        self._conn.row_factory = sqlite3.Row
-        try:
-            found = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        finally:
-            self._conn.row_factory = None
-        if found is None:
-            return 0  # deleted meanwhile
-        run = dict(found)
-        if run["events_offset"] != start and not (
-            start == 0 and chunk.end_offset < run["events_offset"]
-        ):
-            # another front end ingested meanwhile: continue from its offset, under the lock
-            chunk = read_events(self.runs_root / run["name"] / EVENTS_FILE, run["events_offset"])
-        if chunk.end_offset == run["events_offset"]:
-            return 0
-        changes = apply_events(self._conn, run, chunk.events)
-        changes["events_offset"] = chunk.end_offset
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        self._conn.execute(
-            f"UPDATE runs SET {assignments} WHERE id = ?",  # noqa: S608
-            (*changes.values(), run_id),
-        )
-        return len(chunk.events)
-
-    def _settle(self, run_id: int, gone: bool | None) -> None:
-        """Mark a run whose worker is gone without a final status as lost (or failed)."""
-        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
-        if not rows:
-            return
-        row = self._row(rows[0])
-        verdict = lifecycle.verdict(row, gone)
-        if verdict is None:
-            return
-        status, error, traceback = verdict
-
-        def settle() -> None:
-            current = self._conn.execute(
-                "SELECT status, heartbeat FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
-            if current is None or current[0] != row.status or current[1] != row.heartbeat:
-                return  # something new arrived meanwhile; decide on the next pass
-            self._conn.execute(
-                "UPDATE runs SET status = ?, error = ?, traceback = ?, ended = ?, status_set_at = ? "
-                "WHERE id = ?",
-                (status, error, traceback, time.time(), time.time(), run_id),
-            )
-
-        self._write(settle)
-        if row.path is not None and row.path.is_dir():
-            _write_json(
-                row.path / STATUS_FILE,
-                {"status": status, "t": time.time(), "error": error, "traceback": traceback},
-            )
-
-    # -- reading --------------------------------------------------------------------------
-    def _row(self, raw: tuple[Any, ...], names: list[str] | None = None) -> RunRow:
-        values = dict(zip(names or self._columns(), raw, strict=False))
-        return row_from(values, self.runs_root)
-
-    def _columns(self) -> list[str]:
-        if not hasattr(self, "_column_names"):
-            with self._lock:
-                cursor = self._conn.execute("SELECT * FROM runs LIMIT 0")
-                self._column_names = [d[0] for d in cursor.description]
-        return self._column_names
-
-    def _find(self, handle: str) -> RunRow | None:
-        rows = self._query("SELECT * FROM runs WHERE name = ?", (handle,))
-        if not rows and handle.isdigit():
-            rows = self._query("SELECT * FROM runs WHERE id = ?", (int(handle),))
-        return self._row(rows[0]) if rows else None
-
+    # -- reading (the queries themselves are in `rows`) -----------------------------------
     def get_run(self, handle: str) -> RunRow:
-        """By name (or numeric id); UnknownRunError with the known handles otherwise."""
-        row = self._find(str(handle))
-        if row is None:
-            raise UnknownRunError(self._unknown_message(str(handle)))
-        row.evaluation = {
-            name: (math.nan if value is None else value)
-            for name, value in self._query(
-                "SELECT name, value FROM evaluations WHERE run = ?", (row.id,)
-            )
-        }
-        row.checkpoints = [
-            {"epoch": epoch, "path": path, "kind": kind, "t": t}
-            for path, epoch, kind, t in self._query(
-                "SELECT path, epoch, kind, t FROM checkpoints WHERE run = ? ORDER BY epoch, t",
-                (row.id,),
-            )
-        ]
-        return row
+        """By name (or numeric id), with its evaluation and checkpoints; UnknownRunError else."""
+        handle = str(handle)
+        with self._reading() as conn:
+            found = rows.find(conn, handle)
+            if found is None:
+                raise UnknownRunError(self._unknown_message(conn, handle))
+            return rows.with_details(conn, row_from(found, self.runs_root))
 
-    def _unknown_message(self, handle: str) -> str:
-        names = [r[0] for r in self._query("SELECT name FROM runs ORDER BY id DESC LIMIT 6")]
-        count = self._query("SELECT COUNT(*) FROM runs")[0][0]
+    def run_by_id(self, run_id: int) -> RunRow | None:
+        """The summary row (no evaluation or checkpoints) of the run with id `run_id`."""
+        with self._reading() as conn:
+            found = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row_from(found, self.runs_root) if found else None
+
+    def _unknown_message(self, conn: sqlite3.Connection, handle: str) -> str:
+        names = [r["name"] for r in conn.execute("SELECT name FROM runs ORDER BY id DESC LIMIT 6")]
+        count = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         if not names:
             return f"There is no run '{handle}': the Rhea home {self.home} has no runs yet."
         more = f" ({count} in all; `rhea ls` lists them)" if count > len(names) else ""
@@ -493,26 +330,14 @@ class Store:
         descending: bool = False,
     ) -> list[RunRow]:
         """Runs (without evaluations and checkpoints), filtered and sorted by a summary column."""
-        clauses, params = [], []
-        if sweep is not None:
-            clauses.append("sweep = ?")
-            params.append(sweep)
-        if status is not None:
-            if status not in STATUSES:
-                raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
-            clauses.append("status = ?")
-            params.append(status)
-        column = "id"
-        if sort is not None:
-            if sort not in SORT_KEYS:
-                raise RunError(f"Cannot sort by '{sort}'; use one of {', '.join(SORT_KEYS)}.")
-            column = SORT_KEYS[sort]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, id"
-        return [
-            self._row(r)
-            for r in self._query(f"SELECT * FROM runs {where} ORDER BY {order}", params)
-        ]  # noqa: S608
+        if status is not None and status not in STATUSES:
+            raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
+        if sort is not None and sort not in SORT_KEYS:
+            raise RunError(f"Cannot sort by '{sort}'; use one of {', '.join(SORT_KEYS)}.")
+        with self._reading() as conn:
+            found = rows.select(conn, sweep, status, sort, descending)
+        listed = [row_from(r, self.runs_root) for r in found]
+        return listed if status is None else [r for r in listed if r.status == status]
 
     def resolve_handles(self, handles: list[str]) -> list[RunRow]:
         """Expand `sweep:NAME` and run handles into rows, in order, without duplicates."""
@@ -520,12 +345,7 @@ class Store:
         for handle in handles:
             if handle.startswith("sweep:"):
                 name = handle[len("sweep:") :]
-                if not self._query("SELECT 1 FROM sweeps WHERE name = ?", (name,)):
-                    known = [r[0] for r in self._query("SELECT name FROM sweeps ORDER BY created")]
-                    raise UnknownRunError(
-                        f"There is no sweep '{name}' in {self.home}. Known sweeps: "
-                        f"{', '.join(known) if known else 'none'}."
-                    )
+                self._check_sweep(name)
                 for row in self.list_runs(sweep=name):
                     out.setdefault(row.id, row)
             else:
@@ -533,85 +353,67 @@ class Store:
                 out.setdefault(row.id, row)
         return list(out.values())
 
-    def _run_id(self, handle: str) -> int:
-        rows = self._query("SELECT id FROM runs WHERE name = ?", (handle,))
-        if not rows and str(handle).isdigit():
-            rows = self._query("SELECT id FROM runs WHERE id = ?", (int(handle),))
-        if not rows:
-            raise UnknownRunError(self._unknown_message(handle))
-        return int(rows[0][0])
+    def _check_sweep(self, name: str) -> None:
+        with self._reading() as conn:
+            if conn.execute("SELECT 1 FROM sweeps WHERE name = ?", (name,)).fetchone():
+                return
+            known = [r["name"] for r in conn.execute("SELECT name FROM sweeps ORDER BY created")]
+        raise UnknownRunError(
+            f"There is no sweep '{name}' in {self.home}. Known sweeps: "
+            f"{', '.join(known) if known else 'none'}."
+        )
+
+    def _run_id(self, conn: sqlite3.Connection, handle: str) -> int:
+        found = rows.find(conn, str(handle))
+        if found is None:
+            raise UnknownRunError(self._unknown_message(conn, str(handle)))
+        return int(found["id"])
 
     def metrics(
         self, handle: str, names: list[str] | None = None, since_epoch: int = 0
     ) -> dict[str, list[tuple[int, float]]]:
         """Per-epoch series {metric name: [(epoch, value), ...]} sorted by epoch."""
-        run_id = self._run_id(handle)
-        sql = "SELECT name, epoch, value FROM metrics WHERE run = ?"
-        params: list[Any] = [run_id]
-        if names is not None:
-            if not names:
-                return {}
-            sql += f" AND name IN ({','.join('?' * len(names))})"
-            params += list(names)
-        if since_epoch:
-            sql += " AND epoch >= ?"
-            params.append(since_epoch)
-        rows = self._query(sql + " ORDER BY name, epoch", params)
-        nan = math.nan
-        return {
-            name: [(epoch, nan if value is None else value) for _, epoch, value in group]
-            for name, group in itertools.groupby(rows, key=lambda r: r[0])
-        }
+        with self._reading() as conn:
+            return rows.series(conn, self._run_id(conn, handle), names, since_epoch)
 
     def metric_names(self, handle: str) -> list[str]:
-        run_id = self._run_id(handle)
-        return [
-            r[0]
-            for r in self._query(
+        with self._reading() as conn:
+            run_id = self._run_id(conn, handle)
+            found = conn.execute(
                 "SELECT DISTINCT name FROM metrics WHERE run = ? ORDER BY name", (run_id,)
-            )
-        ]
+            ).fetchall()
+        return [r["name"] for r in found]
 
     def sweeps(self) -> list[dict[str, Any]]:
         """Sweeps with their spec and a count of their runs per status."""
-        counts: dict[str, dict[str, int]] = {}
-        for sweep, status, count in self._query(
-            "SELECT sweep, status, COUNT(*) FROM runs WHERE sweep IS NOT NULL GROUP BY sweep, status"
-        ):
-            counts.setdefault(sweep, {})[status] = count
-        return [
-            {
-                "name": name,
-                "created": created,
-                "spec": json.loads(spec or "{}"),
-                "runs": sum(counts.get(name, {}).values()),
-                "statuses": counts.get(name, {}),
-            }
-            for name, created, spec in self._query(
-                "SELECT name, created, spec FROM sweeps ORDER BY created"
-            )
-        ]
+        with self._reading() as conn:
+            return rows.sweeps(conn)
 
     def data_version(self) -> int:
         """A number that changes whenever anything was ingested or written (cheap poll)."""
-        with self._lock:
-            other = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            return int(other) + self._changes
+        with self._reading() as conn:
+            other = conn.execute("PRAGMA data_version").fetchone()[0]
+        return int(other) + self._changes
 
     # -- rebuild --------------------------------------------------------------------------
     def rebuild(self) -> int:
-        """Recreate every row from the run directories in one transaction; returns the run count."""
+        """Recreate every row from the run directories in one transaction; returns the run count.
+
+        Workers that are gone are settled by the next refresh, as after any other change.
+        """
         from rhea_engine.runs.rebuild import rebuild_rows
 
-        count = self._write(lambda: rebuild_rows(self._conn, self.home))
-        self.ingest()
-        return count
+        try:
+            with self._transaction() as conn:
+                return rebuild_rows(conn, self.home)
+        except OSError as exc:
+            raise StoreError(f"Rebuilding {self.path} failed: {exc}.") from exc
 
     def close(self) -> None:
         with self._lock:
-            if getattr(self, "_conn", None) is not None:
+            if self._conn is not None:
                 self._conn.close()
-                self._conn = None  # type: ignore[assignment]
+                self._conn = None
 
     def __enter__(self) -> Store:
         return self
@@ -620,10 +422,4 @@ class Store:
         self.close()
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
-
-
-__all__ = ["FINAL_STATUSES", "SORT_KEYS", "STATUSES", "RunRow", "Store", "read_config"]
+__all__ = ["FINAL_STATUSES", "SORT_KEYS", "STATUSES", "RunRow", "Store"]

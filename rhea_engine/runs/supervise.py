@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rhea_engine.runs import launch, slurm
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
 from rhea_engine.sweep import Asha
 from rhea_engine.vocabulary import ACTIVE_STATUSES
@@ -83,7 +84,7 @@ class Supervisor:
         return self.store.list_runs(sweep=self.sweep)
 
     def step(self) -> list[RunRow]:
-        self.store.ingest()
+        refresh(self.store)
         if self.options.slurm is not None:
             slurm.refresh_slurm_statuses(self.store)
         self._reap()
@@ -166,7 +167,7 @@ class Supervisor:
         for name, (process, _) in list(self.local.items()):
             if process.poll() is not None:
                 del self.local[name]
-                self.store.ingest([name])
+                refresh(self.store, [name])
 
     # -- early stopping -----------------------------------------------------------------------
     def _prune(self, rows: list[RunRow]) -> None:
@@ -208,7 +209,7 @@ class Supervisor:
                     process.kill()
                     process.wait()
                 del self.local[row.name]
-                self.store.ingest([row.name])
+                refresh(self.store, [row.name])
             else:  # started by an earlier supervisor of this sweep
                 launch.stop_run(self.store, row)
                 _wait_final(self.store, row.name, 120.0)
@@ -230,7 +231,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
             self.local.pop(name, None)
-        self.store.ingest()
+        refresh(self.store)
         for row in self.rows():
             if row.status == "queued" and not row.slurm_job_id:
                 self.store.set_status(
@@ -243,7 +244,7 @@ class Supervisor:
 def _wait_final(store: Store, name: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        store.ingest([name])
+        refresh(store, [name])
         if store.get_run(name).status not in ACTIVE_STATUSES:
             return
         time.sleep(0.5)

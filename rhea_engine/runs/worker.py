@@ -19,7 +19,8 @@ one final status:
 Checkpoints (see rhea_engine.checkpoint): checkpoints/epoch_{N:05d}.pt every
 `output_every` epochs and at the end, checkpoints/best.pt at each new lowest test loss,
 checkpoints/last.pt the latest state. `--resume` continues from the checkpoint with the
-highest epoch; with none, the run starts from scratch (and says so in a log event).
+highest epoch; with none, the run starts from scratch (and says so in a log event and a
+reset event); when every checkpoint is unreadable it fails, naming them.
 """
 
 from __future__ import annotations
@@ -120,15 +121,20 @@ def run_worker(run_dir: str | Path, resume: bool = False) -> int:
         config = from_dict(read_config(run_path)["config"])
         heartbeat = _Heartbeat(writer, config.heartbeat_seconds)
         heartbeat.start()
-        from rhea_engine.checkpoint import latest_checkpoint, load_checkpoint
+        from rhea_engine.checkpoint import load_checkpoint, scan_checkpoints
         from rhea_engine.train import resolve_device, train
         from rhea_engine.train_data import data_manifest, load_training_data
 
         device = resolve_device(config.device)
-        resume_from = latest_checkpoint(run_path) if resume else None
+        resume_from, unreadable = scan_checkpoints(run_path) if resume else (None, [])
+        if resume_from is None and unreadable:  # never start over silently
+            from rhea_engine.runs.restart import check_resumable
+
+            check_resumable(run_path.name, run_path)
         resumed_epoch = int(load_checkpoint(resume_from)["epoch"]) if resume_from else None
-        if resume and resume_from is None:
+        if resume and resume_from is None:  # e.g. a Slurm job requeued before its first one
             writer.log("No checkpoint to resume from; starting from scratch.")
+            writer.emit("reset", reason="no checkpoint to resume from")
         commit, dirty = git_state()
         manifest = data_manifest(config)
         writer.start(

@@ -20,6 +20,7 @@ db_app = typer.Typer(help="Maintain runs.db.\n\nExample: rhea db rebuild", no_ar
 
 
 def _store(home: Path | None, create: bool = False) -> Any:
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.store import Store
 
     path = resolve_home(home)
@@ -29,7 +30,7 @@ def _store(home: Path | None, create: bool = False) -> Any:
     else:
         store = Store.open_existing(path)
     _opened.append(store)
-    store.ingest()
+    refresh(store)
     return store
 
 
@@ -287,6 +288,14 @@ def stop(
 def resume(
     handle: Annotated[str, typer.Argument(metavar="RUN", help="Run handle.")],
     detach: Annotated[bool, typer.Option("--detach", help="Continue in the background.")] = False,
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="Start again from epoch 0 (no usable checkpoint): drops the run's metrics so "
+            "far; its checkpoint files are kept in checkpoints/discarded-*/.",
+        ),
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
     """Continue a stopped, lost or failed run from its last checkpoint.
@@ -296,7 +305,7 @@ def resume(
     from rhea_engine.runs import launch
 
     store = _store(home)
-    process = launch.resume_run(store, handle)
+    process = launch.resume_run(store, handle, from_scratch=from_scratch)
     row = store.get_run(handle)
     if process is None:
         console.print(f"{row.name}: submitted to Slurm as job {row.slurm_job_id}")
@@ -321,15 +330,21 @@ def rm(
 
     store = _store(home)
     rows = store.resolve_handles(handles)
-    names = ", ".join(r.name for r in rows)
+    sweeps = [h[len("sweep:") :] for h in handles if h.startswith("sweep:")]
+    names = ", ".join([r.name for r in rows] + [f"sweep {s}" for s in sweeps])
     if not yes:
         if not sys.stdin.isatty():
             raise RunError(f"Deleting {names} cannot be undone; add --yes to confirm.")
-        if not typer.confirm(f"Delete {names} and their directories?", default=False):
+        if rows:
+            names += " and its directory" if len(rows) == 1 else " and their directories"
+        if not typer.confirm(f"Delete {names}?", default=False):
             raise typer.Exit(1)
     for row in rows:
         store.delete_run(row.name)
         console.print(f"Deleted {row.name}.")
+    for sweep in dict.fromkeys(sweeps):
+        store.delete_sweep(sweep)
+        console.print(f"Deleted sweep {sweep}; the name is free again.")
 
 
 @db_app.command("rebuild")
@@ -355,8 +370,11 @@ def db_rebuild(home: HomeOpt = None) -> None:
                 source.rename(Path(str(aside) + suffix))
         err_console.print(f"runs.db could not be opened; moved it aside to {aside}.")
         store = Store(path)
+    from rhea_engine.runs.refresh import refresh
+
     with store:
         count = store.rebuild()
+        refresh(store)  # settles runs whose worker is gone, asks Slurm
     console.print(f"Rebuilt {store.path} from {count} run directories.")
 
 

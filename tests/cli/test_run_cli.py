@@ -10,6 +10,7 @@ import pytest
 from clitext import flat
 from typer.testing import CliRunner
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
 
@@ -179,7 +180,7 @@ def test_ctrl_c_stops_the_worker_with_a_checkpoint(
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if (rhea_home / "runs.db").exists() and store.list_runs():
-            store.ingest()
+            refresh(store)
             if (store.get_run("run1").last_epoch or 0) >= 2:
                 break
         time.sleep(0.1)
@@ -190,7 +191,7 @@ def test_ctrl_c_stops_the_worker_with_a_checkpoint(
     output, _ = process.communicate(timeout=90)
     assert process.returncode == 130, output
     assert "rhea resume run1" in flat(output)
-    store.ingest()
+    refresh(store)
     row = store.get_run("run1")
     assert row.status == "stopped" and row.checkpoints
     assert row.last_epoch is not None and row.last_epoch >= 2

@@ -14,6 +14,7 @@ import pytest
 from clitext import flat
 from typer.testing import CliRunner
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import read_events
 from rhea_engine.runs.store import RunRow, Store
 from rhea_tui.cli import app
@@ -47,7 +48,7 @@ def poll(check: Callable[[], RunRow | None], what: str, timeout: float = 90.0) -
 
 def reach(store: Store, handle: str, condition: Callable[[RunRow], bool], what: str) -> RunRow:
     def check() -> RunRow | None:
-        store.ingest()
+        refresh(store)
         row = store.get_run(handle)
         return row if condition(row) else None
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rhea_engine.runs import launch
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import read_events
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
@@ -174,7 +175,7 @@ def test_detached_sweep_finishes_in_background(rhea_home: Path, data_files: list
     deadline = time.monotonic() + 120
     with Store(rhea_home) as store:
         while time.monotonic() < deadline:
-            store.ingest()
+            refresh(store)
             rows = store.list_runs(sweep="sweep1")
             if rows and all(r.is_final for r in rows):
                 break

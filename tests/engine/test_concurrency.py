@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 
@@ -34,6 +35,7 @@ with RunWriter(path) as writer:
 
 FRONT_END = """
 import json, sys, time, traceback
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import Store
 home, expected = sys.argv[1], int(sys.argv[2])
 errors, passes = [], 0
@@ -41,7 +43,7 @@ store = Store(home)
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
     try:
-        store.ingest()
+        refresh(store)
         rows = store.list_runs()
         for row in rows[:2]:
             store.metrics(row.name, ["m00"])
@@ -100,7 +102,7 @@ def test_eight_writers_two_front_ends(rhea_home: Path, tiny_data: tuple[Path, Pa
     for report in reports:
         assert report["errors"] == [], report["errors"][:1]
         assert report["passes"] >= 1
-    store.ingest()
+    refresh(store)
     done = store.get_run("trained")
     assert done.status == "completed" and done.last_epoch == 3 and done.evaluation
     with sqlite3.connect(store.path) as conn:
@@ -164,7 +166,7 @@ def test_front_end_killed_mid_ingestion_loses_and_doubles_nothing(rhea_home: Pat
         watcher.close()
     assert any(killed_mid_ingestion)
     store = Store(rhea_home)
-    store.ingest()
+    refresh(store)
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 12 * epochs * N_METRICS

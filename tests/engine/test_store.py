@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from rhea_engine.errors import RunError, UnknownRunError
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import EVENTS_FILE, RunWriter
 from rhea_engine.runs.store import Store
 
@@ -56,9 +54,9 @@ def test_ingest_summary_and_idempotence(rhea_home: Path) -> None:
     assert row.name == "run1" and row.status == "queued" and (row.path / "config.json").is_file()
     with RunWriter(row.path) as writer:
         _write_run(writer, 4)
-    applied = store.ingest()
+    applied = refresh(store)
     assert applied == 1 + 4 * 2 + 3
-    assert store.ingest() == 0  # nothing new: nothing applied
+    assert refresh(store) == 0  # nothing new: nothing applied
     run = store.get_run("run1")
     assert run.status == "completed" and run.last_epoch == 4 and run.total_epochs == 4
     assert run.last_train_loss == pytest.approx(0.25)
@@ -78,7 +76,7 @@ def test_ingest_summary_and_idempotence(rhea_home: Path) -> None:
     # re-ingesting from offset 0 (a lost offset) duplicates nothing
     with sqlite3.connect(store.path) as conn:
         conn.execute("UPDATE runs SET events_offset = 0")
-    store.ingest()
+    refresh(store)
     assert _table(store.path, "SELECT COUNT(*) FROM metrics")[0][0] == 4 * 5
     assert _table(store.path, "SELECT COUNT(*) FROM checkpoints")[0][0] == 1
 
@@ -97,13 +95,13 @@ def test_torn_last_line_waits_for_the_rest(rhea_home: Path) -> None:
     )
     with open(events, "ab") as handle:
         handle.write(line[:17].encode())
-    assert store.ingest() == 2
+    assert refresh(store) == 2
     offset = _table(store.path, "SELECT events_offset FROM runs")[0][0]
     assert offset == size_whole  # the torn part is not consumed
     assert store.get_run("run1").last_epoch == 1
     with open(events, "ab") as handle:
         handle.write(line[17:].encode())
-    assert store.ingest() == 1
+    assert refresh(store) == 1
     assert store.get_run("run1").last_epoch == 2
     assert _table(store.path, "SELECT events_offset FROM runs")[0][0] == events.stat().st_size
 
@@ -116,7 +114,7 @@ def test_non_finite_metric_values(rhea_home: Path) -> None:
         writer.epoch(1, {"train_loss": 0.5, "test_loss": 0.7})
         writer.epoch(2, {"train_loss": float("nan"), "test_loss": float("inf")})
         writer.status("diverged", error="loss went non-finite", epoch=2, task="ndens")
-    store.ingest()
+    refresh(store)
     run = store.get_run(row.name)
     assert run.status == "diverged" and run.fail_epoch == 2 and run.fail_task == "ndens"
     assert run.best_train_loss == 0.5 and run.last_train_loss is None
@@ -132,11 +130,11 @@ def test_final_status_not_overwritten_by_heartbeat(rhea_home: Path) -> None:
         writer.status("stopped")
         writer.heartbeat(3)
         writer.epoch(4, {"train_loss": 0.1})
-    store.ingest()
+    refresh(store)
     assert store.get_run(row.name).status == "stopped"
     with RunWriter(row.path) as writer:  # a resume starts it again
         writer.start(resumed_from_epoch=4)
-    store.ingest()
+    refresh(store)
     assert store.get_run(row.name).status == "running"
 
 
@@ -146,7 +144,7 @@ def test_failed_keeps_traceback(rhea_home: Path) -> None:
     with RunWriter(row.path) as writer:
         writer.start()
         writer.status("failed", error="boom", traceback="Traceback ...\nValueError: boom")
-    store.ingest()
+    refresh(store)
     run = store.get_run(row.name)
     assert run.status == "failed" and run.error == "boom" and "ValueError" in (run.traceback or "")
     assert run.ended is not None
@@ -157,7 +155,7 @@ def test_front_end_status_beats_older_events(rhea_home: Path) -> None:
     row = store.create_run({}, sweep="s1")
     with RunWriter(row.path) as writer:
         writer.start()
-    store.ingest()
+    refresh(store)
     with RunWriter(row.path) as writer:
         writer.emit("status", status="stopped")
         # the sweep prunes it; the stopped event was written earlier but read later
@@ -169,7 +167,7 @@ def test_front_end_status_beats_older_events(rhea_home: Path) -> None:
     (row.path / EVENTS_FILE).write_bytes(
         b"\n".join(lines[:-1] + [json.dumps(last).encode()]) + b"\n"
     )
-    store.ingest()
+    refresh(store)
     assert store.get_run(row.name).status == "pruned"
     store.rebuild()
     assert store.get_run(row.name).status == "pruned"
@@ -196,6 +194,34 @@ def test_handles_names_and_sweeps(rhea_home: Path) -> None:
     sweeps = store.sweeps()
     assert sweeps[0]["name"] == "lr-scan" and sweeps[0]["runs"] == 2
     assert sweeps[0]["spec"] == {"learning_rate": [1e-3, 1e-4]}
+
+
+def test_default_names_are_the_next_free_run_number(rhea_home: Path) -> None:
+    """Default handles follow the runN already in use, not the database ids."""
+    store = Store(rhea_home)
+    assert store.create_run({}).name == "run1"
+    for name in ("alpha", "beta", "gamma"):
+        store.create_run({}, name=name)
+    second = store.create_run({})
+    assert (second.name, second.id) == ("run2", 5)
+    (rhea_home / "runs" / "run3").mkdir()  # a directory not (yet) in runs.db is skipped
+    assert store.create_run({}).name == "run4"
+    store.delete_run("run4")
+    assert store.create_run({}).name == "run4"
+
+
+def test_delete_sweep_frees_its_name(rhea_home: Path) -> None:
+    store = Store(rhea_home)
+    store.create_sweep("scan", {"width": [8]})
+    row = store.create_run({}, sweep="scan")
+    with pytest.raises(RunError, match="still has runs"):
+        store.delete_sweep("scan")
+    store.delete_run(row.name)
+    store.delete_sweep("scan")
+    assert store.sweeps() == [] and not (rhea_home / "sweeps" / "scan.json").exists()
+    store.create_sweep("scan", {})
+    store.rebuild()
+    assert [s["name"] for s in store.sweeps()] == ["scan"]
 
 
 @pytest.mark.parametrize(
@@ -237,7 +263,7 @@ def test_list_filters_and_sorting(rhea_home: Path) -> None:
             if index == 2:
                 writer.status("completed")
     store.create_run({})  # no metrics yet: sorts last
-    store.ingest()
+    refresh(store)
     assert [r.name for r in store.list_runs(sort="test_loss")] == ["run2", "run3", "run1", "run4"]
     assert [r.name for r in store.list_runs(sort="test_loss", descending=True)][:3] == [
         "run1",
@@ -256,7 +282,7 @@ def test_rebuild_equals_original(rhea_home: Path) -> None:
         with RunWriter(row.path) as writer:
             _write_run(writer, 3 + index, final=None if index == 2 else "completed")
     store.create_run({}, name="named", status="queued")
-    store.ingest()
+    refresh(store)
     tables = ["runs", "metrics", "checkpoints", "evaluations", "sweeps"]
     columns = (
         "id, name, sweep, status, created, started, ended, heartbeat, pid, host, device, "
@@ -285,7 +311,7 @@ def test_delete_run_removes_rows_and_directory(rhea_home: Path) -> None:
     row = store.create_run({})
     with RunWriter(row.path) as writer:
         _write_run(writer, 2)
-    store.ingest()
+    refresh(store)
     keep = store.create_run({})
     store.delete_run(row.name)
     assert not row.path.exists()
@@ -300,57 +326,10 @@ def test_delete_refuses_a_live_run(rhea_home: Path) -> None:
     row = store.create_run({})
     with RunWriter(row.path) as writer:
         writer.start()  # pid = this test process: alive
-    store.ingest()
+    refresh(store)
     with pytest.raises(RunError, match="stop it first"):
         store.delete_run(row.name)
     assert row.path.exists()
-
-
-def test_dead_local_worker_is_lost_at_once(rhea_home: Path) -> None:
-    store = Store(rhea_home)
-    row = store.create_run({})
-    code = (
-        "import sys; from rhea_engine.runs.rundir import RunWriter; "
-        "w = RunWriter(sys.argv[1]); w.start(total_epochs=5); w.epoch(1, {'train_loss': 1.0})"
-    )
-    subprocess.run([sys.executable, "-c", code, str(row.path)], check=True)
-    store.ingest()
-    run = store.get_run(row.name)
-    assert run.status == "lost" and "rhea resume" in (run.error or "")
-    assert run.last_epoch == 1
-    store.rebuild()
-    assert store.get_run(row.name).status == "lost"
-
-
-def test_worker_dead_before_start_is_failed_with_output(rhea_home: Path) -> None:
-    store = Store(rhea_home)
-    row = store.create_run({})
-    (row.path / "stdout.log").write_text(
-        "Traceback (most recent call last):\nImportError: no module\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    store.set_status(row.name, "running", pid=proc.pid, host=os.uname().nodename)
-    proc.wait()
-    store.ingest()
-    run = store.get_run(row.name)
-    assert run.status == "failed" and "ImportError" in (run.traceback or "")
-
-
-def test_remote_run_is_lost_only_when_heartbeat_is_stale(rhea_home: Path) -> None:
-    store = Store(rhea_home)
-    row = store.create_run({"heartbeat_seconds": 1.0})
-    with RunWriter(row.path) as writer:
-        writer.start(host="node-elsewhere", pid=12345)
-        writer.emit("heartbeat", epoch=0)
-    store.ingest()
-    assert store.get_run(row.name).status == "running"
-    # the same run seen 31 s later, through the rule itself
-    from rhea_engine.runs import lifecycle
-
-    run = store.get_run(row.name)
-    assert lifecycle.verdict(run, None, now=time.time() + 10) is None
-    status, error, _ = lifecycle.verdict(run, None, now=time.time() + 31)
-    assert status == "lost" and "node-elsewhere" in error
 
 
 def test_data_version_changes_only_on_change(rhea_home: Path) -> None:
@@ -358,12 +337,12 @@ def test_data_version_changes_only_on_change(rhea_home: Path) -> None:
     other = Store(rhea_home)
     row = store.create_run({})
     first = store.data_version()
-    store.ingest()
+    refresh(store)
     assert store.data_version() == first  # nothing to ingest: no change
     seen = other.data_version()
     with RunWriter(row.path) as writer:
         writer.start()
-    store.ingest()
+    refresh(store)
     assert store.data_version() != first
     assert other.data_version() != seen  # another connection sees the commit
 
@@ -374,12 +353,12 @@ def test_torn_line_alone_changes_nothing(rhea_home: Path) -> None:
     row = store.create_run({})
     with RunWriter(row.path) as writer:
         writer.epoch(1, {"train_loss": 0.5})
-    store.ingest()
+    refresh(store)
     with open(row.path / EVENTS_FILE, "ab") as handle:
         handle.write(b'{"type":"epoch","t":1,"epo')
     version = store.data_version()
     for _ in range(3):
-        assert store.ingest() == 0
+        assert refresh(store) == 0
     assert store.data_version() == version
 
 
@@ -389,11 +368,11 @@ def test_replaced_events_file_is_read_again(rhea_home: Path) -> None:
     with RunWriter(row.path) as writer:
         for epoch in range(1, 6):
             writer.epoch(epoch, {"train_loss": 1.0 / epoch, "padding_metric_with_a_long_name": 0.0})
-    store.ingest()
+    refresh(store)
     (row.path / EVENTS_FILE).unlink()
     with RunWriter(row.path) as writer:
         writer.epoch(1, {"train_loss": 9.0})
-    store.ingest()
+    refresh(store)
     assert store.metrics(row.name, ["train_loss"])["train_loss"][0] == (1, 9.0)
 
 
@@ -408,7 +387,7 @@ def test_store_is_usable_from_a_worker_thread(rhea_home: Path) -> None:
         writer.epoch(1, {"train_loss": 0.5})
     results: list[object] = []
     thread = threading.Thread(
-        target=lambda: results.append((store.ingest(), store.metrics(row.name)))
+        target=lambda: results.append((refresh(store), store.metrics(row.name)))
     )
     thread.start()
     thread.join(timeout=30)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from rhea_engine.config import default_config
 from rhea_engine.errors import SlurmError
 from rhea_engine.runs import slurm
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
@@ -99,7 +100,7 @@ def _until(store: Store, name: str, done: Callable[[RunRow], bool], seconds: flo
     """Ingest and refresh from Slurm, as a front end does, until done(row) or the time is up."""
     deadline = time.monotonic() + seconds
     while True:
-        store.ingest()
+        refresh(store)
         slurm.refresh_slurm_statuses(store)
         row = store.get_run(name)
         if done(row) or time.monotonic() > deadline:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 from tui_rundata import NOW, wait_for
 
 from rhea_engine.runs.procs import this_host
+from rhea_engine.runs.rows import IngestState
 from rhea_engine.runs.store import Store
 from rhea_tui.app import RheaApp
 from rhea_tui.screens.compare import CompareScreen
@@ -403,17 +404,17 @@ async def test_new_run_form_launches_a_worker(home: Path, tmp_path: Path) -> Non
 
 
 class SlowStore(Store):
-    """The real store on a slow file system: each ingest takes a second."""
+    """The real store on a slow file system: each refresh takes a second."""
 
     active = 0
     peak = 0
 
-    def ingest(self, handles: list[str] | None = None) -> int:
+    def ingest_states(self, handles: list[str] | None = None) -> list[IngestState]:
         SlowStore.active += 1
         SlowStore.peak = max(SlowStore.peak, SlowStore.active)
         try:
             time.sleep(1.0)
-            return super().ingest(handles)
+            return super().ingest_states(handles)
         finally:
             SlowStore.active -= 1
 

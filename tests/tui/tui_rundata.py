@@ -14,6 +14,7 @@ from typing import Any
 from rhea_engine.config import default_config
 from rhea_engine.runs import rundir
 from rhea_engine.runs.procs import this_host
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
@@ -149,7 +150,7 @@ def make_home(home: Path) -> Store:
             "RuntimeError: CUDA out of memory",
         )
         make_run(store, "live", epochs=12, status=None, host=this_host(), pid=os.getpid())
-    store.ingest()
+    refresh(store)
     return store
 
 
