@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import tomllib
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from rhea_engine.errors import ConfigError
 
@@ -25,7 +24,27 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 LEPTON_CONSERVATION = ("none", "direct", "ymatrix")
 TASK_WEIGHTINGS = ("fixed", "learned", "pcgrad")
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:\d{1,4}")
+# Inclusive ranges of the integer keys: what a run can sensibly use, and always within what
+# runs.db (SQLite, 64-bit integers) and the samplers (seeds) accept. An integer key missing
+# here is held to the SQLite range.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "NF": (2, 3),
+    "samples_per_database": (-1, 10**12),  # -1: all rows
+    "random_samples_per_database": (-1, 10**12),
+    "epoch_num_samples": (1, 10**12),
+    "batch_size": (1, 10**9),
+    "epochs": (1, 10**7),
+    "output_every": (1, 10**7),
+    "random_seed": (0, 2**32 - 1),
+    "warmup_iters": (0, 10**9),
+    "patience": (0, 10**9),
+    "cooldown": (0, 10**9),
+    **{f"width_{head}": (1, 2**16) for head in HEADS},
+    **{f"nhidden_{head}": (0, 1000) for head in HEADS},
+    "num_threads": (0, 4096),
+}
+_SQLITE_INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -166,24 +185,12 @@ def coerce(key: str, value: Any) -> Any:
                 return bool(value)
             raise ValueError
         if kind is int:
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, int):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
-                text = value.strip().replace("_", "")
-                as_float = float(text)
-                if not as_float.is_integer():
-                    raise ValueError
-                return int(as_float)
-            raise ValueError
+            return _check_int(key, _to_int(value))
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-            if math.isnan(number):
+            if not math.isfinite(number):  # nan, inf, and 1e400, which reads as inf
                 raise ValueError
             return number
         if kind is str:
@@ -192,9 +199,45 @@ def coerce(key: str, value: Any) -> Any:
             return value.strip()
     except (ValueError, TypeError):
         pass
-    names: dict[type, str] = {tuple: "a comma-separated list of paths", bool: "true or false"}
+    names: dict[type, str] = {
+        tuple: "a comma-separated list of paths",
+        bool: "true or false",
+        float: "a float (a finite number)",
+    }
     name = names.get(kind, f"a{'n' if kind is int else ''} {kind.__name__}")
     raise ConfigError(f"Config key '{key}' expects {name}; got {value!r}.")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            as_float = float(text)  # 1e5
+        if not as_float.is_integer():
+            raise ValueError
+        return int(as_float)
+    raise ValueError
+
+
+def _check_int(key: str, value: int) -> int:
+    """`value` if it lies in the key's range (INT_RANGES); ConfigError naming both if not."""
+    low, high = INT_RANGES.get(key, _SQLITE_INT_RANGE)
+    if not low <= value <= high:
+        shown = (
+            str(value) if value.bit_length() < 256 else f"an integer of {value.bit_length()} bits"
+        )
+        raise ConfigError(
+            f"Config key '{key}' must be at least {low} and at most {high}; got {shown}."
+        )
+    return value
 
 
 def from_dict(values: Mapping[str, Any]) -> TrainConfig:
@@ -216,25 +259,16 @@ def _validate(cfg: TrainConfig) -> None:
     _choice("optimizer", cfg.optimizer, OPTIMIZERS)
     _choice("conserve_lepton_number", cfg.conserve_lepton_number, LEPTON_CONSERVATION)
     _choice("task_weighting", cfg.task_weighting, TASK_WEIGHTINGS)
-    if not _DEVICE_RE.match(cfg.device):
+    if not _DEVICE_RE.fullmatch(cfg.device):
         raise ConfigError(
             f"Config key 'device' must be auto, cpu, cuda or cuda:N; got '{cfg.device}'."
         )
-    positive_ints = ["epoch_num_samples", "batch_size", "epochs", "output_every", "NF"]
-    positive_ints += [f"width_{h}" for h in HEADS]
-    for key in positive_ints:
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"Config key '{key}' must be at least 1; got {getattr(cfg, key)}.")
-    for key in [f"nhidden_{h}" for h in HEADS] + [
-        "warmup_iters",
-        "patience",
-        "cooldown",
-        "num_threads",
-    ]:
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"Config key '{key}' must be 0 or more; got {getattr(cfg, key)}.")
-    if cfg.NF not in (2, 3):
-        raise ConfigError(f"Config key 'NF' must be 2 or 3; got {cfg.NF}.")
+    for key, hint in _HINTS.items():
+        value = getattr(cfg, key)
+        if hint is int:
+            _check_int(key, value)
+        elif hint is float and not math.isfinite(value):
+            raise ConfigError(f"Config key '{key}' must be a finite number; got {value}.")
     if not 0.0 < cfg.test_size < 1.0:
         raise ConfigError(
             f"Config key 'test_size' must lie strictly between 0 and 1; got {cfg.test_size}."

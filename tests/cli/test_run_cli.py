@@ -82,6 +82,39 @@ def test_bad_inputs_exit_2_and_write_nothing(
         assert not (home / "data").exists(), args  # nothing generated for a bad command
 
 
+BIG = "99999999999999999999"  # past SQLite's 64-bit integers
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", BIG], f"'epochs' must be at least 1 and at most 10000000; got {BIG}"),
+        (["--seed", BIG], f"'random_seed' must be at least 0 and at most 4294967295; got {BIG}"),
+        (["--set", f"epochs={BIG}"], "'epochs' must be at least 1"),
+        (["--set", f"batch_size={2**63}"], "'batch_size' must be at least 1 and at most"),
+        (["--width", "-5"], "'width_shared' must be at least 1"),
+        (["--lr", "inf"], "'learning_rate' expects a float (a finite number); got inf"),
+        (["--set", "learning_rate=1e400"], "'learning_rate' expects a float"),
+        (["--set", "weight_decay=-inf"], "'weight_decay' expects a float"),
+        (["--config", "inf.toml"], "'learning_rate' expects a float"),
+        (["--config", "big.toml"], "'epochs' must be at least 1"),
+        (["--name", "run9\n"], "not a valid run name"),
+    ],
+)
+def test_values_out_of_range_exit_2_and_write_nothing(
+    home_with_one_run: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "inf.toml").write_text("learning_rate = inf\n")
+    (tmp_path / "big.toml").write_text(f"epochs = {BIG}\n")
+    args = [str(tmp_path / a) if a.endswith(".toml") else a for a in args]
+    before = _rows(home_with_one_run)
+    result = runner.invoke(app, ["run", *args, "--home", str(home_with_one_run)])
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output) and "Traceback" not in result.output
+    assert _rows(home_with_one_run) == before
+    assert sorted(p.name for p in (home_with_one_run / "runs").iterdir()) == ["existing"]
+
+
 def test_cuda_without_cuda_exits_2(home_with_one_run: Path) -> None:
     import torch
 
