@@ -101,12 +101,6 @@ def test_synth_bad_arguments(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
-def test_help_has_examples() -> None:
-    for args in (["data", "--help"], ["data", "synth", "--help"], ["data", "inspect", "--help"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0 and "Example: rhea data" in _flat(result.stdout)
-
-
 def test_rhea_help_does_not_import_numerics() -> None:
     code = (
         "import sys\nfrom typer.testing import CliRunner\nfrom rhea_tui.cli import app\n"

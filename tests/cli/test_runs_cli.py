@@ -155,17 +155,24 @@ def test_ls_show_rm_rebuild_and_errors(home: Path, tiny_data: tuple[Path, Path])
         "--stable-data",
         str(stable),
     ]
-    for name in ("alpha", "beta"):
-        result = runner.invoke(app, ["run", *fast, "--name", name])
+    # two runs that differ, so that a sort is seen to reorder them
+    for name, lr in (("alpha", "1e-2"), ("beta", "1e-6")):
+        result = runner.invoke(app, ["run", *fast, "--lr", lr, "--name", name])
         assert result.exit_code == 0, result.output
 
     table = runner.invoke(app, ["ls"])
     assert table.exit_code == 0 and "alpha" in table.output and "completed" in table.output
-    sorted_runs = json.loads(
-        runner.invoke(app, ["ls", "--json", "--sort", "best_test_loss"]).output
-    )
-    losses = [r["best_test_loss"] for r in sorted_runs]
-    assert losses == sorted(losses)
+    for key in ("best_test_loss", "lr"):
+        ascending = json.loads(runner.invoke(app, ["ls", "--json", "--sort", key]).output)
+        descending = json.loads(
+            runner.invoke(app, ["ls", "--json", "--sort", key, "--desc"]).output
+        )
+        column = "learning_rate" if key == "lr" else key
+        values = [r[column] for r in ascending]
+        assert values[0] < values[1], (key, values)  # they differ, in order
+        assert [r["name"] for r in descending] == [r["name"] for r in reversed(ascending)]
+    by_lr = json.loads(runner.invoke(app, ["ls", "--json", "--sort", "lr"]).output)
+    assert [r["name"] for r in by_lr] == ["beta", "alpha"]  # not the order they were made
     assert json.loads(runner.invoke(app, ["ls", "--json", "--status", "running"]).output) == []
     for args, message in [
         (["show", "nope"], "There is no run 'nope'"),
@@ -208,9 +215,3 @@ def test_ls_show_rm_rebuild_and_errors(home: Path, tiny_data: tuple[Path, Path])
     assert removed.exit_code == 0
     assert [r["name"] for r in json.loads(runner.invoke(app, ["ls", "--json"]).output)] == ["beta"]
     assert not (home / "runs" / "alpha").exists()
-
-
-def test_every_command_has_help_with_an_example() -> None:
-    for command in (["run"], ["ls"], ["show"], ["stop"], ["resume"], ["rm"], ["db", "rebuild"]):
-        result = runner.invoke(app, [*command, "--help"])
-        assert result.exit_code == 0 and "Example: rhea" in result.output, command

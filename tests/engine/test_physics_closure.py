@@ -10,6 +10,7 @@ import pytest
 from rhea_engine.errors import PhysicsError
 from rhea_engine.physics import (
     NDENS_TO_INVSEC,
+    NDENS_TO_INVSEC_LEGACY_NO_SQRT2,
     conservation_error,
     eln,
     eln_violation,
@@ -139,4 +140,17 @@ def test_four_flux_helpers() -> None:
 
 
 def test_growth_rate_constant() -> None:
-    assert NDENS_TO_INVSEC == pytest.approx(1.9255158167467008e-22, rel=1e-12)
+    """sqrt(2) G_F (hbar c)^3 / hbar from the constants PHYSICS.md §1 gives, in CGS.
+
+    (Relative comparisons: pytest.approx's default absolute tolerance of 1e-12 would accept
+    any number of order 1e-22.)
+    """
+    hbar = 1.05457266e-27  # erg s
+    c = 2.99792458e10  # cm / s
+    g_fermi = 1.1663787e-5  # GeV^-2
+    gev = 1e9 * 1.60218e-12  # erg
+    expected = math.sqrt(2.0) * (g_fermi / gev**2) * (hbar * c) ** 3 / hbar  # cm^3 / s
+    assert math.isclose(NDENS_TO_INVSEC, expected, rel_tol=1e-12, abs_tol=0.0)
+    assert math.isclose(expected, 1.9255158167467008e-22, rel_tol=1e-12, abs_tol=0.0)
+    ratio = NDENS_TO_INVSEC / NDENS_TO_INVSEC_LEGACY_NO_SQRT2
+    assert math.isclose(ratio, math.sqrt(2.0), rel_tol=1e-9)
