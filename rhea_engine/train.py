@@ -21,7 +21,7 @@ from torch import nn
 
 from rhea_engine import losses as L
 from rhea_engine.checkpoint import FORMAT, epoch_path, load_checkpoint, save_checkpoint
-from rhea_engine.config import TrainConfig, from_dict
+from rhea_engine.config import TrainConfig
 from rhea_engine.errors import DeviceError, DivergedError, RunError
 from rhea_engine.model import FFIModel, build_model
 from rhea_engine.train_data import TrainingData, epoch_indices, load_training_data
@@ -455,7 +455,3 @@ def train(
         result.evaluation = evaluate(best.eval(), data)
         cb.on_evaluation(result.evaluation)
     return result
-
-
-def config_from_checkpoint(ckpt: dict[str, Any]) -> TrainConfig:
-    return from_dict(ckpt["config"])
