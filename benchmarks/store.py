@@ -1,7 +1,7 @@
 """Run-store benchmark: ingestion rate, and the time of `rhea ls`, `show`, `compare` on a big store.
 
 Builds a home of RUNS runs x EPOCHS epochs x METRICS metrics through the real path
-(Store.create_run, events.jsonl written by RunWriter, Store.ingest), then times the
+(Store.create_run, events.jsonl written by RunWriter, refresh), then times the
 in-process work of each command and the wall time of the real CLI as a subprocess
 (which includes interpreter start-up; `python -c pass` and `rhea --help` are printed
 beside it for reference).
