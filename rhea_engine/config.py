@@ -185,7 +185,7 @@ def coerce(key: str, value: Any) -> Any:
                 return bool(value)
             raise ValueError
         if kind is int:
-            return _check_int(key, _to_int(value))
+            return _to_int(value)  # its range is checked with the whole config (_validate)
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError
