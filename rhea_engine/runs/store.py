@@ -25,6 +25,7 @@ from typing import Any
 
 from rhea_engine.errors import RunError, StoreError, UnknownRunError
 from rhea_engine.runs import rows, rundir
+from rhea_engine.runs.ingest import apply_chunk, apply_verdict
 from rhea_engine.runs.rows import SORT_KEYS, IngestState, RunRow, row_from
 from rhea_engine.runs.schema import RUN_COLUMNS, VERSION, applied_version, migrate
 from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, MISSING, STATUSES
@@ -283,15 +284,11 @@ class Store:
 
     def apply_events(self, run_id: int, offset: int, chunk: rundir.EventChunk) -> int | None:
         """Apply a run's events read from byte `offset`, in one transaction (`apply_chunk`)."""
-        from rhea_engine.runs.ingest import apply_chunk
-
         with self._transaction() as conn:
             return apply_chunk(conn, run_id, offset, chunk)
 
     def settle(self, row: RunRow, status: str, error: str, traceback: str | None) -> bool:
         """Give a run whose worker is gone its verdict (`ingest.apply_verdict`)."""
-        from rhea_engine.runs.ingest import apply_verdict
-
         with self._transaction() as conn:
             return apply_verdict(conn, row, status, error, traceback)
 
