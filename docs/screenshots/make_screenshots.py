@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rhea_engine.config import default_config
 from rhea_engine.runs.procs import this_host
-from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.refresh import refresh
+from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
 
