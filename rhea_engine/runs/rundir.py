@@ -9,7 +9,8 @@ ingest events.jsonl into SQLite. One JSON object per line, always with "type" an
     epoch       epoch (1-based), metrics {name: float}   (names as in DESIGN.md §3)
     heartbeat   epoch (last finished, 0 before the first)
     checkpoint  epoch, path (relative to the run directory), kind ("periodic"|"best"|"final"|"stop")
-    evaluation  results {name: float}  (final evaluation: model vs Box3D vs identity)
+    evaluation  results {name: float}  (final evaluation: model vs Box3D vs identity;
+                its per-sample distributions, when kept, are in evaluation.json)
     status      status ("running"|"completed"|"failed"|"diverged"|"stopped"|"lost"|...),
                 plus, where they apply: error (one paragraph), traceback, epoch, task
     reset       reason, discarded_checkpoints (the folder its checkpoint files moved to, or
@@ -17,8 +18,9 @@ ingest events.jsonl into SQLite. One JSON object per line, always with "type" an
                 everything recorded before it (metrics, checkpoints, evaluation) is void
     log         message
 
-A line is written whole with one write() of bytes ending in "\\n" on a file opened with
-O_APPEND, then flushed, so a reader never sees half an object except a torn last line,
+The writer is `RunWriter`, used through `rhea_engine.tracking` (Rhea's worker and users'
+scripts alike). A line is written whole with one write() of bytes ending in "\\n" on a file
+opened with O_APPEND, then flushed, so a reader never sees half an object except a torn last line,
 which it leaves for the next read (see `read_events`).
 
 Beside the run directories, a home holds sweeps/<name>.json (a sweep's spec) and, in a run
@@ -47,6 +49,8 @@ EVENTS_FILE = "events.jsonl"
 STDOUT_FILE = "stdout.log"
 CHECKPOINT_DIR = "checkpoints"
 STATUS_FILE = "status.json"
+EVALUATION_FILE = "evaluation.json"  # the final evaluation's distributions (rhea plot)
+EVALUATION_FORMAT = "rhea-evaluation-distributions-1"  # its "format" field
 RUNS_DIR = "runs"
 SWEEPS_DIR = "sweeps"
 # the line a launcher writes to stdout.log before each worker it starts: the output of the
@@ -88,7 +92,7 @@ def _clean(value: Any) -> Any:
 
 
 class RunWriter:
-    """Appends events to one run directory. Used by the training process only."""
+    """Appends event lines to one run directory; `rhea_engine.tracking.Run` is its public face."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
