@@ -1,5 +1,8 @@
 """Recreate runs.db rows from the run directories (config.json, events.jsonl, status.json).
 
+Also adds the rows of run directories that appeared without a front end (a script logging
+through `rhea_engine.tracking` never opens runs.db): `adopt_run_dirs`.
+
 Runs inside the caller's write transaction; the files are read one run at a time, so a big
 home is never held in memory at once. Values read from the files are checked as ingestion
 checks events: a hand-edited file can lose its own fields, never break the rebuild.
@@ -128,3 +131,26 @@ def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
         used.add(run_id)
         _insert_run(conn, run_id, directory, stored)
     return len(entries)
+
+
+def adopt_run_dirs(conn: sqlite3.Connection, home: Path, names: list[str]) -> list[str]:
+    """Rows for the run directories `names` (caller holds the write transaction).
+
+    Each name is checked again inside the transaction: a front end may have created it
+    meanwhile. A directory without a readable config.json is not (yet) a run and is left
+    alone. Returns the names added.
+    """
+    adopted = []
+    for name in names:
+        directory = home / RUNS_DIR / name
+        try:
+            check_run_name(name)
+            stored = read_config(directory)
+        except RheaError:
+            continue
+        if conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone():
+            continue
+        run_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0])
+        _insert_run(conn, run_id, directory, stored)
+        adopted.append(name)
+    return adopted

@@ -5,17 +5,26 @@ run it reads the new lines of events.jsonl from the recorded byte offset and app
 in one transaction (idempotent: the offset moves with the rows it covers); settles a run
 whose worker is gone without a final status (lost or failed, see `lifecycle`); and applies
 Slurm's verdicts on Slurm runs (CANCELLED, TIMEOUT, ...) after the workers' own events.
+First it adds the rows of run directories that a script made (`rhea_engine.tracking`).
 """
 
 from __future__ import annotations
+
+import os
+import time
+import weakref
 
 from rhea_engine.runs import lifecycle, rundir
 from rhea_engine.runs.rows import IngestState
 from rhea_engine.runs.store import Store
 
+# per store: the mtime of runs/ when every directory in it was a known run
+_LISTED: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDictionary()
+
 
 def refresh(store: Store, handles: list[str] | None = None) -> int:
     """Refresh all (or the given) runs; returns the number of events and verdicts applied."""
+    adopt_new_runs(store)
     states = store.ingest_states(handles)
     applied = sum(_refresh_run(store, state) for state in states)
     if any(state.slurm_job_id for state in states):
@@ -23,6 +32,28 @@ def refresh(store: Store, handles: list[str] | None = None) -> int:
 
         applied += slurm.refresh_slurm_statuses(store)
     return applied
+
+
+def adopt_new_runs(store: Store) -> int:
+    """Add the run directories that are not in runs.db yet; returns how many were added.
+
+    The listing of runs/ is skipped while the folder's mtime is what it was when every
+    entry was a known run, unless that mtime is recent: a directory made within the file
+    system's timestamp granularity of the last look would not have changed it.
+    """
+    try:
+        stamp = store.runs_root.stat().st_mtime
+    except OSError:
+        return 0
+    if _LISTED.get(store) == stamp and time.time() - stamp > 2.0:
+        return 0
+    names = {e.name for e in os.scandir(store.runs_root) if e.is_dir() and e.name[0] != "."}
+    new = sorted(names - store.run_names())
+    ready = [name for name in new if (store.runs_root / name / rundir.CONFIG_FILE).is_file()]
+    adopted = store.adopt_run_dirs(ready) if ready else []
+    if len(ready) == len(new):  # else some have no config.json yet: look again next time
+        _LISTED[store] = stamp
+    return len(adopted)
 
 
 def _refresh_run(store: Store, state: IngestState) -> int:

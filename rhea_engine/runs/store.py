@@ -292,6 +292,18 @@ class Store:
         with self._transaction() as conn:
             return apply_verdict(conn, row, status, error, traceback)
 
+    def run_names(self) -> set[str]:
+        """The names of all runs in runs.db."""
+        with self._reading() as conn:
+            return {r["name"] for r in conn.execute("SELECT name FROM runs")}
+
+    def adopt_run_dirs(self, names: list[str]) -> list[str]:
+        """Rows for run directories made without a front end, in one transaction."""
+        from rhea_engine.runs.rebuild import adopt_run_dirs
+
+        with self._transaction() as conn:
+            return adopt_run_dirs(conn, self.home, names)
+
     # -- reading (the queries themselves are in `rows`) -----------------------------------
     def get_run(self, handle: str) -> RunRow:
         """By name (or numeric id), with its evaluation and checkpoints; UnknownRunError else."""
