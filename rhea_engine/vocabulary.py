@@ -34,6 +34,9 @@ ACTIVE_STATUSES = ("queued", "running")
 
 SPLITS = ("train", "test")
 
+# Kinds of checkpoint a run records (checkpoint events, the `checkpoints` table).
+CHECKPOINT_KINDS = ("periodic", "best", "final", "stop", "upstream")
+
 
 def task_metric(task: str, split: str, kind: str = "loss") -> str:
     """The per-epoch metric name of one task: `{task}_{train,test}_{loss,max}` (loss.dat)."""

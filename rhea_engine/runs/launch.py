@@ -23,6 +23,7 @@ from rhea_engine.runs.procs import pid_alive, this_host
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import open_output, read_events
 from rhea_engine.runs.store import RunRow, Store
+from rhea_engine.tracking import is_script_run
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 WORKER_MODULE = "rhea_engine.runs.worker"
@@ -119,6 +120,11 @@ def resume_run(
     if row.status == "completed":
         raise RunError(
             f"Run '{row.name}' completed all its epochs; start a new run to train longer."
+        )
+    if row.path is not None and is_script_run(row.path):
+        raise RunError(
+            f"Run '{row.name}' was logged by a script through rhea_engine.tracking, so Rhea "
+            "cannot continue it; run the script again (under a new run name)."
         )
     restart.prepare(store, row, from_scratch)
     if row.slurm_job_id:

@@ -1,8 +1,9 @@
 """The training process of one run: `python -m rhea_engine.runs.worker RUN_DIR [--resume]`.
 
-Reads RUN_DIR/config.json, trains, and writes only RUN_DIR: events.jsonl (through
-RunWriter) and checkpoints/. It never opens runs.db. stdout (one line per epoch) is
-redirected to RUN_DIR/stdout.log by the launcher.
+Reads RUN_DIR/config.json, trains, and writes only RUN_DIR through `rhea_engine.tracking`
+(the one writer of run directories): events.jsonl, checkpoints/ and evaluation.json. It
+never opens runs.db. stdout (one line per epoch) is redirected to RUN_DIR/stdout.log by the
+launcher.
 
 Events, in order: status "running"; start (pid, host, device, total_epochs, git commit and
 dirty flag, data files with sha256, resumed_from_epoch); epoch per epoch; heartbeat every
@@ -20,70 +21,44 @@ Checkpoints (see rhea_engine.checkpoint): checkpoints/epoch_{N:05d}.pt every
 `output_every` epochs and at the end, checkpoints/best.pt at each new lowest test loss,
 checkpoints/last.pt the latest state. `--resume` continues from the checkpoint with the
 highest epoch; with none, the run starts from scratch (and says so in a log event and a
-reset event); when every checkpoint is unreadable it fails, naming them.
+reset event); when every checkpoint is unreadable it fails, naming them. The final
+evaluation uses the model of best.pt (the one a user exports and compares).
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import threading
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rhea_engine.errors import DivergedError, RheaError
-from rhea_engine.runs.rundir import CHECKPOINT_DIR, RunWriter, read_config
+from rhea_engine import tracking
+from rhea_engine.errors import RheaError
+
+if TYPE_CHECKING:
+    import torch
+
+    from rhea_engine.config import TrainConfig
+    from rhea_engine.model import FFIModel
+
+RHEA_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout Rhea runs from, or (None, None) outside git."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit or None, bool(status.strip())
+    return tracking.git_state(RHEA_CHECKOUT)
 
 
-class _Heartbeat(threading.Thread):
-    def __init__(self, writer: RunWriter, seconds: float) -> None:
-        super().__init__(daemon=True, name="rhea-heartbeat")
-        self.writer, self.seconds = writer, seconds
-        self.epoch = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(self.seconds):
-            try:
-                self.writer.heartbeat(self.epoch)
-            except OSError:
-                pass  # a transient file-system error must not kill the run
-
-
-def _make_callbacks(writer: RunWriter, heartbeat: _Heartbeat, total_epochs: int) -> Any:
+def _make_callbacks(run: tracking.Run, total_epochs: int) -> Any:
     from rhea_engine.train import Callbacks
 
     class WorkerCallbacks(Callbacks):
         def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-            writer.epoch(epoch, metrics)
-            heartbeat.epoch = epoch
+            run.log(epoch, metrics)
             print(
                 f"epoch {epoch}/{total_epochs}  train_loss {metrics['train_loss']:.4e}  "
                 f"test_loss {metrics['test_loss']:.4e}  ELN {metrics['ELN_violation']:.2e}  "
@@ -92,18 +67,79 @@ def _make_callbacks(writer: RunWriter, heartbeat: _Heartbeat, total_epochs: int)
             )
 
         def on_checkpoint(self, epoch: int, path: Path, kind: str) -> None:
-            writer.checkpoint(epoch, path, kind)
-
-        def on_evaluation(self, results: dict[str, float]) -> None:
-            writer.evaluation(results)
+            run.checkpoint(epoch, path, kind)
 
     return WorkerCallbacks()
 
 
+def _best_model(
+    config: TrainConfig, run: tracking.Run, last: FFIModel | None, device: torch.device
+) -> FFIModel:
+    """The model of checkpoints/best.pt (lowest test loss), else the last state trained."""
+    from rhea_engine.checkpoint import load_checkpoint
+    from rhea_engine.model import build_model
+
+    best_path = run.checkpoint_dir / "best.pt"
+    if not best_path.is_file() and last is not None:
+        return last.eval()
+    model = build_model(config).to(device)
+    model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+    return model.eval()
+
+
+def _train(run: tracking.Run, resume: bool, stop: threading.Event) -> None:
+    """Everything between the run's first event and its final status."""
+    from rhea_engine.config import from_dict
+
+    config = from_dict(run.config)
+    run.heartbeat_seconds = config.heartbeat_seconds
+    from rhea_engine.checkpoint import load_checkpoint, scan_checkpoints
+    from rhea_engine.evaluate import evaluate_with_distributions
+    from rhea_engine.train import resolve_device, train
+    from rhea_engine.train_data import data_manifest, load_training_data
+
+    device = resolve_device(config.device)
+    resume_from, unreadable = scan_checkpoints(run.path) if resume else (None, [])
+    if resume_from is None and unreadable:  # never start over silently
+        from rhea_engine.runs.restart import check_resumable
+
+        check_resumable(run.path.name, run.path)
+    resumed_epoch = int(load_checkpoint(resume_from)["epoch"]) if resume_from else None
+    if resume and resume_from is None:  # e.g. a Slurm job requeued before its first one
+        run.message("No checkpoint to resume from; starting from scratch.")
+        run.reset("no checkpoint to resume from")
+    commit, dirty = git_state()
+    manifest = data_manifest(config)
+    run.start(
+        device=str(device),
+        total_epochs=config.epochs,
+        git_commit=commit,
+        git_dirty=dirty,
+        data=manifest,
+        resumed_from_epoch=resumed_epoch,
+    )
+    data = load_training_data(config, manifest=manifest)
+    result = train(
+        config,
+        callbacks=_make_callbacks(run, config.epochs),
+        checkpoint_dir=run.checkpoint_dir,
+        resume_from=resume_from,
+        should_stop=stop.is_set,
+        data=data,
+        evaluate_at_end=False,
+    )
+    if result.stopped:
+        run.finish("stopped", epoch=result.epochs_completed)
+        print(f"stopped after epoch {result.epochs_completed}; checkpoint written", flush=True)
+        return
+    model = _best_model(config, run, result.model, device)
+    run.evaluation(*evaluate_with_distributions(model, data))
+    run.finish("completed", epoch=result.epochs_completed)
+    print(f"completed {result.epochs_completed} epochs", flush=True)
+
+
 def run_worker(run_dir: str | Path, resume: bool = False) -> int:
     """Train the run in `run_dir`; returns the process exit status."""
-    run_path = Path(run_dir)
-    writer = RunWriter(run_path)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -112,86 +148,17 @@ def run_worker(run_dir: str | Path, resume: bool = False) -> int:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    heartbeat: _Heartbeat | None = None
-    epoch_reached = 0
     try:
-        writer.status("running")
-        from rhea_engine.config import from_dict
-
-        config = from_dict(read_config(run_path)["config"])
-        heartbeat = _Heartbeat(writer, config.heartbeat_seconds)
-        heartbeat.start()
-        from rhea_engine.checkpoint import load_checkpoint, scan_checkpoints
-        from rhea_engine.train import resolve_device, train
-        from rhea_engine.train_data import data_manifest, load_training_data
-
-        device = resolve_device(config.device)
-        resume_from, unreadable = scan_checkpoints(run_path) if resume else (None, [])
-        if resume_from is None and unreadable:  # never start over silently
-            from rhea_engine.runs.restart import check_resumable
-
-            check_resumable(run_path.name, run_path)
-        resumed_epoch = int(load_checkpoint(resume_from)["epoch"]) if resume_from else None
-        if resume and resume_from is None:  # e.g. a Slurm job requeued before its first one
-            writer.log("No checkpoint to resume from; starting from scratch.")
-            writer.emit("reset", reason="no checkpoint to resume from")
-        commit, dirty = git_state()
-        manifest = data_manifest(config)
-        writer.start(
-            device=str(device),
-            total_epochs=config.epochs,
-            git_commit=commit,
-            git_dirty=dirty,
-            data=manifest,
-            resumed_from_epoch=resumed_epoch,
-        )
-        heartbeat.epoch = epoch_reached = resumed_epoch or 0
-        data = load_training_data(config, manifest=manifest)
-        result = train(
-            config,
-            callbacks=_make_callbacks(writer, heartbeat, config.epochs),
-            checkpoint_dir=run_path / CHECKPOINT_DIR,
-            resume_from=resume_from,
-            should_stop=stop.is_set,
-            data=data,
-        )
-        epoch_reached = result.epochs_completed
-        if result.stopped:
-            writer.status("stopped", epoch=epoch_reached)
-            print(f"stopped after epoch {epoch_reached}; checkpoint written", flush=True)
-        else:
-            writer.status("completed", epoch=epoch_reached)
-            print(f"completed {epoch_reached} epochs", flush=True)
+        with tracking.attach_run(run_dir) as run:  # an exception ends it failed or diverged
+            _train(run, resume, stop)
         return 0
-    except DivergedError as exc:
-        writer.status(
-            "diverged",
-            error=exc.message,
-            epoch=exc.epoch,
-            task=exc.task,
-            traceback=traceback.format_exc(),
-        )
+    except RheaError as exc:  # DivergedError included
         print(exc.message, file=sys.stderr, flush=True)
-        return 2
-    except RheaError as exc:
-        writer.status(
-            "failed", error=exc.message, traceback=traceback.format_exc(), epoch=epoch_reached
-        )
-        print(exc.message, file=sys.stderr, flush=True)
-        return 2
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach events.jsonl
-        writer.status(
-            "failed",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-            epoch=epoch_reached,
-        )
+        return exc.exit_code
+    except BaseException:  # noqa: BLE001 - recorded in events.jsonl by the run already
         traceback.print_exc()
         return 1
     finally:
-        if heartbeat is not None:
-            heartbeat.done.set()
-        writer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

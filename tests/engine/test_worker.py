@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,14 @@ def test_worker_completes(tmp_path: Path, h5_sets: tuple[Path, Path]) -> None:
         "identity_ndens_mean_err",
         "model_stability_accuracy",
     } <= set(results)
+    # the per-sample summary `rhea plot --kind evaluation` draws, from the same predictions
+    summary = json.loads((path / "evaluation.json").read_text())
+    matrix = summary["stability"]["matrices"]["model"]
+    assert sum(map(sum, matrix)) == results["n_test_stable"]
+    assert (matrix[0][0] + matrix[1][1]) / results["n_test_stable"] == pytest.approx(
+        results["model_stability_accuracy"]
+    )
+    assert sum(summary["ndens_e_error"]["counts"]["box3d"]) == 2 * results["n_test_asymptotic"]
     assert _events(path, "heartbeat")
     assert "epoch 3/3" in (path / "stdout.log").read_text()
 
