@@ -63,6 +63,10 @@ class ExportError(RheaError):
     title = "Export error"
 
 
+class PlotError(RheaError):
+    title = "Plot error"
+
+
 class DivergedError(RheaError):
     """Training produced a non-finite loss; names the epoch and the task that went first."""
 

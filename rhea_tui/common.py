@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from rhea_engine.errors import RheaError
 
@@ -39,7 +40,9 @@ def resolve_home(home: Path | None = None) -> Path:
 
 
 def print_error(exc: RheaError) -> None:
-    err_console.print(Panel(exc.message, title=exc.title, title_align="left", border_style="red"))
+    # Text, not markup: a message naming `rhea[plot]` or a path with brackets stays whole
+    body = Text(exc.message)
+    err_console.print(Panel(body, title=exc.title, title_align="left", border_style="red"))
 
 
 def handle_errors(fn: F) -> F:

@@ -1,0 +1,1 @@
+"""Publication figures of runs and sweeps (`rhea plot`); matplotlib loads only when drawing."""
