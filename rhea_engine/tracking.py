@@ -19,15 +19,11 @@ its traceback) or `diverged` (DivergedError), Ctrl-C or `rhea stop` (SIGTERM) en
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import math
 import os
 import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +46,7 @@ from rhea_engine.runs.rundir import (
     write_config,
     write_json,
 )
+from rhea_engine.runs.scripting import Tee, git_state, json_config, metric_value
 from rhea_engine.vocabulary import CHECKPOINT_KINDS
 
 # Matches the front ends' default for runs whose config has no heartbeat_seconds.
@@ -60,28 +57,6 @@ _AUTO_NAME = re.compile(r"^run(\d+)$")
 
 class StopRun(KeyboardInterrupt):
     """Raised in a script's main thread when `rhea stop` sends SIGTERM; ends the run `stopped`."""
-
-
-def git_state(directory: str | Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout holding `directory`, or (None, None) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit or None, bool(status.strip())
 
 
 class _Heartbeat(threading.Thread):
@@ -98,80 +73,6 @@ class _Heartbeat(threading.Thread):
                 self.run_._writer.heartbeat(self.run_.epoch)
             except OSError:
                 pass  # a transient file-system error must not kill the training
-
-
-class _Tee(io.TextIOBase):
-    """A text stream that writes to the script's own stream and to the run's stdout.log."""
-
-    def __init__(self, stream: TextIO, log: TextIO) -> None:
-        self.stream, self.log = stream, log
-
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        try:
-            self.log.write(text)
-        except (OSError, ValueError):
-            pass  # the log is a copy: never let it break the script's own output
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-        try:
-            self.log.flush()
-        except (OSError, ValueError):
-            pass
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.stream, "encoding", "utf-8")
-
-
-def _metric_value(name: str, value: Any) -> float:
-    try:
-        if isinstance(value, (bool, str, bytes)):
-            raise TypeError("not a number")
-        return float(value)  # int, float, numpy scalars and one-element tensors
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise RunError(
-            f"Metric '{name}' has the value {value!r} ({type(value).__name__}); a metric is "
-            "one number per epoch (a float, an int, a numpy scalar or a one-element tensor)."
-        ) from exc
-
-
-def _json_config(config: Any) -> dict[str, Any]:
-    """A script's config as a JSON-safe dict: mappings, dataclasses and argparse namespaces."""
-    if config is None:
-        return {}
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        config = dataclasses.asdict(config)
-    elif not isinstance(config, Mapping) and hasattr(config, "__dict__"):
-        config = vars(config)
-    if not isinstance(config, Mapping):
-        raise RunError(
-            f"The run's config must be a dict (or a dataclass or argparse namespace), not "
-            f"{type(config).__name__}."
-        )
-
-    def plain(value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, str)):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else str(value)
-        if isinstance(value, Mapping):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple, set)):
-            return [plain(v) for v in value]
-        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-            return plain(value.item())  # numpy and torch scalars
-        return str(value)  # paths, devices, dtypes: kept readable
-
-    return {str(key): plain(value) for key, value in config.items()}
 
 
 class Run:
@@ -230,7 +131,7 @@ class Run:
         for name, value in metrics.items():
             if not isinstance(name, str) or not name:
                 raise RunError(f"A metric name must be a non-empty string, not {name!r}.")
-            values[name] = _metric_value(name, value)
+            values[name] = metric_value(name, value)
         self._writer.epoch(epoch, values)
         self.epoch = max(self.epoch, epoch)
 
@@ -339,8 +240,8 @@ class Run:
     def _capture_output(self) -> None:
         self._log_file = open(self.path / STDOUT_FILE, "a", buffering=1)  # noqa: SIM115
         self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = _Tee(sys.stdout, self._log_file)  # type: ignore[assignment]
-        sys.stderr = _Tee(sys.stderr, self._log_file)  # type: ignore[assignment]
+        sys.stdout = Tee(sys.stdout, self._log_file)  # type: ignore[assignment]
+        sys.stderr = Tee(sys.stderr, self._log_file)  # type: ignore[assignment]
 
     def _handle_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -359,9 +260,9 @@ class Run:
             self._previous_sigterm = None
         if self._streams is not None:
             stdout, stderr = self._streams
-            if isinstance(sys.stdout, _Tee):
+            if isinstance(sys.stdout, Tee):
                 sys.stdout = stdout
-            if isinstance(sys.stderr, _Tee):
+            if isinstance(sys.stderr, Tee):
                 sys.stderr = stderr
             self._streams = None
         if self._log_file is not None:
@@ -418,7 +319,7 @@ def start_run(
     """
     if name is not None:
         check_run_name(name)
-    values = _json_config(config)
+    values = json_config(config)
     if epochs is None and isinstance(values.get("epochs"), int):
         epochs = values["epochs"]
     root = resolve_home(home)

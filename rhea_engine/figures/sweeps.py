@@ -131,46 +131,63 @@ def pareto_figure(
     pairs = list(itertools.combinations(range(len(objectives)), 2))
     figure = new_figure(style, *grid_shape(len(pairs), style), 2.4 if style == "paper" else 3.2)
     axes = axes_grid(figure, len(pairs), style)
-    for ax, (i, j) in zip(axes, pairs, strict=True):
-        others = [k for k in range(len(names)) if k not in front]
-        ax.scatter(
-            [points[k][i] for k in others],
-            [points[k][j] for k in others],
-            s=14,
-            color="0.6",
-            label="dominated",
-            gid=gid("points", "dominated"),
-        )
-        ordered = sorted(front, key=lambda k: (points[k][i], points[k][j]))
-        ax.plot(
-            [points[k][i] for k in ordered],
-            [points[k][j] for k in ordered],
-            marker="o",
-            markersize=4,
-            drawstyle="steps-post" if len(objectives) == 2 else "default",
-            linestyle="-" if len(objectives) == 2 else "none",
-            color=PALETTE[1],
-            label="Pareto front",
-            gid=gid("pareto", "front"),
-        )
-        for k in ordered:
-            ax.annotate(
-                names[k],
-                (points[k][i], points[k][j]),
-                fontsize="x-small",
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-        for axis, index in ((ax.xaxis, i), (ax.yaxis, j)):
-            arrow = "higher is better" if maximize[index] else "lower is better"
-            axis.set_label_text(f"{objectives[index]} ({arrow})")
-        if log:
-            for setter, index in ((ax.set_xscale, i), (ax.set_yscale, j)):
-                column = [p[index] for p in points]
-                if min(column) > 0 and max(column) / min(column) >= 10:
-                    setter("log")
-        ax.legend(loc="best")
+    for ax, pair in zip(axes, pairs, strict=True):
+        _pareto_panel(ax, names, points, front, pair, maximize, objectives, log)
     return figure
+
+
+def _pareto_panel(
+    ax: Any,
+    names: list[str],
+    points: list[list[float]],
+    front: set[int],
+    pair: tuple[int, int],
+    maximize: Sequence[bool],
+    objectives: Sequence[str],
+    log: bool,
+) -> None:
+    """Objective i against j: dominated runs grey, the front named (a staircase for two)."""
+    i, j = pair
+    others = [k for k in range(len(names)) if k not in front]
+    ax.scatter(
+        [points[k][i] for k in others],
+        [points[k][j] for k in others],
+        s=14,
+        color="0.6",
+        label="dominated",
+        gid=gid("points", "dominated"),
+    )
+    # from the best x on: the staircase bounds what the front dominates
+    ordered = sorted(front, key=lambda k: (-1 if maximize[i] else 1) * points[k][i])
+    staircase = len(objectives) == 2
+    ax.plot(
+        [points[k][i] for k in ordered],
+        [points[k][j] for k in ordered],
+        marker="o",
+        markersize=4,
+        drawstyle="steps-post" if staircase else "default",
+        linestyle="-" if staircase else "none",
+        color=PALETTE[1],
+        label="Pareto front",
+        gid=gid("pareto", "front"),
+    )
+    for k in ordered:
+        ax.annotate(
+            names[k],
+            (points[k][i], points[k][j]),
+            fontsize="x-small",
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    for axis, index in ((ax.xaxis, i), (ax.yaxis, j)):
+        better = "higher is better" if maximize[index] else "lower is better"
+        axis.set_label_text(f"{objectives[index]} ({better})")
+    if log:
+        for setter, index in ((ax.set_xscale, i), (ax.set_yscale, j)):
+            column = [p[index] for p in points]
+            if min(column) > 0 and max(column) / min(column) >= 10:
+                setter("log")
+    ax.legend(loc="best")
 
 
 def pareto_of_runs(

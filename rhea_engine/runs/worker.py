@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from rhea_engine import tracking
 from rhea_engine.errors import RheaError
+from rhea_engine.runs.scripting import git_state as checkout_state
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +51,7 @@ RHEA_CHECKOUT = Path(__file__).resolve().parents[2]
 
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout Rhea runs from, or (None, None) outside git."""
-    return tracking.git_state(RHEA_CHECKOUT)
+    return checkout_state(RHEA_CHECKOUT)
 
 
 def _make_callbacks(run: tracking.Run, total_epochs: int) -> Any:
