@@ -2,8 +2,8 @@
 
 The loop below is the shape of a typical research script (a parameter dict, a network that
 maps the initial four-flux to the final one, Adam with a plateau scheduler, per-task train
-and test losses every epoch, a model file every few epochs). Five lines connect it to Rhea
-(marked "Rhea:"); everything else is ordinary PyTorch.
+and test losses every epoch, a model file every few epochs). An import and three lines
+(marked "Rhea:") connect it to Rhea; everything else is ordinary PyTorch.
 
     python examples/tracking_loop.py --home ~/ffi-runs --epochs 30
     rhea ls --home ~/ffi-runs           # or: rhea tui --home ~/ffi-runs
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rhea_engine.data.synth import generate
-from rhea_engine.tracking import start_run
+from rhea_engine.data.synth import generate  # stands in for your own data files
+from rhea_engine.tracking import start_run  # Rhea: the import
 
 TASKS = ("ndens", "fluxmag", "growthrate", "stability")
 
