@@ -32,6 +32,7 @@ class Coloring:
     entries: list[tuple[str, Any]] = field(default_factory=list)  # (label, colour)
     mappable: Any = None  # a ScalarMappable for a colour bar
     label: str = ""
+    linestyles: dict[str, Any] = field(default_factory=dict)  # legend label -> line style
 
 
 def fmt_value(value: Any) -> str:
@@ -143,7 +144,10 @@ def explain_colors(figure: Any, axes: list[Any], coloring: Coloring) -> None:
     if coloring.mappable is not None:
         figure.colorbar(coloring.mappable, ax=axes, label=coloring.label, shrink=0.9)
     elif coloring.entries:
-        handles = [Line2D([], [], color=c, label=label) for label, c in coloring.entries]
+        handles = [
+            Line2D([], [], color=c, label=label, linestyle=coloring.linestyles.get(label, "-"))
+            for label, c in coloring.entries
+        ]
         # as many columns as the widest label lets fit across the figure
         size = matplotlib.font_manager.FontProperties(
             size=matplotlib.rcParams["legend.fontsize"]
@@ -241,5 +245,6 @@ def grid_figure(runs: Sequence[RunData], metrics: Sequence[str], options: PlotOp
         ax.set_xlabel(xlabel)
     whole_epochs(axes, options)
     entries = [(metric, PALETTE[i % len(PALETTE)]) for i, metric in enumerate(metrics)]
-    explain_colors(figure, axes, Coloring({}, entries))
+    dashed: dict[str, Any] = {m: "--" for m in metrics if is_train_metric(m)}
+    explain_colors(figure, axes, Coloring({}, entries, linestyles=dashed))
     return figure
