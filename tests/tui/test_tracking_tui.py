@@ -57,7 +57,7 @@ async def test_a_script_run_shows_live_and_completes(home: Path) -> None:
     try:
         app = make_app(home)
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: (r := app.row("mine")) is not None and r.last_epoch == 3)
+            await wait_for(pilot, lambda: (r := app.state.row("mine")) is not None and r.last_epoch == 3)
             assert _status(app, "mine") == "▶ running"
             table = app.screen.query_one(RunsTable)
             assert str(table.get_cell("mine", "epoch")) == "3/6"
@@ -92,7 +92,7 @@ async def test_a_killed_script_shows_lost(home: Path) -> None:
             script.send_signal(signal.SIGKILL)  # no final status can be written
             script.wait(timeout=30)
             await wait_for(pilot, lambda: _status(app, "mine") == "? LOST", timeout=10)
-            row = app.row("mine")
+            row = app.state.row("mine")
             assert row is not None and row.last_epoch == 3
     finally:
         if script.poll() is None:
