@@ -19,6 +19,7 @@ from rhea_engine.figures.data import (
     sweep_objectives,
 )
 from rhea_engine.figures.style import PALETTE, output_format, require_matplotlib, save, styled
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.vocabulary import TASKS, task_metric
 
 # the metrics the default panels draw (others are fetched only when asked for)
@@ -41,7 +42,7 @@ class PlotResult:
 
 
 def _load(store: Any, handles: Sequence[str], options: PlotOptions) -> list[RunData]:
-    store.ingest()
+    refresh(store)
     rows = store.resolve_handles(list(handles))
     if not rows:
         raise PlotError(f"Nothing to plot: {' '.join(handles)} holds no runs yet.")

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from rhea_engine.errors import DivergedError, RunError
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import read_config, read_events
 from rhea_engine.runs.store import Store
 from rhea_engine.tracking import is_script_run, start_run
@@ -161,19 +162,19 @@ def test_the_store_adopts_a_script_run_without_runs_db_being_opened(tmp_path: Pa
     assert store.list_runs() == []
     run = start_run(name="live", config={"epochs": 5}, home=tmp_path, capture_output=False)
     run.log(1, {"train_loss": 2.0, "test_loss": 3.0, "ELN_violation": 0.5, "my_metric": 7.0})
-    store.ingest()
+    refresh(store)
     row = store.get_run("live")
     assert (row.status, row.pid, row.last_epoch, row.total_epochs) == ("running", os.getpid(), 1, 5)
     assert row.best_test_loss == 3.0 and row.max_eln_violation == 0.5
     assert store.metrics("live", ["my_metric"]) == {"my_metric": [(1, 7.0)]}
     run.log(2, {"test_loss": 1.0})
     run.finish()
-    store.ingest()
+    refresh(store)
     row = store.get_run("live")
     assert (row.status, row.last_epoch, row.best_test_loss) == ("completed", 2, 1.0)
     # a run directory that is not a run (no config.json) is left alone, and looked at again
     (tmp_path / "runs" / "notes").mkdir()
-    store.ingest()
+    refresh(store)
     assert [r.name for r in store.list_runs()] == ["live"]
     store.close()
 
@@ -224,7 +225,7 @@ def _script(home: Path, mode: str) -> subprocess.Popen[str]:
 
 def _row_when(store: Store, name: str, predicate: Any) -> Any:
     def ready() -> Any:
-        store.ingest()
+        refresh(store)
         rows = [r for r in store.list_runs() if r.name == name]
         return rows[0] if rows and predicate(rows[0]) else None
 
@@ -289,7 +290,7 @@ def test_the_example_script_logs_a_completed_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     with Store(tmp_path) as store:
-        store.ingest()
+        refresh(store)
         row = store.get_run("example")
         assert (row.status, row.last_epoch, row.total_epochs) == ("completed", 6, 6)
         names = set(store.metric_names("example"))

@@ -57,7 +57,9 @@ async def test_a_script_run_shows_live_and_completes(home: Path) -> None:
     try:
         app = make_app(home)
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: (r := app.state.row("mine")) is not None and r.last_epoch == 3)
+            await wait_for(
+                pilot, lambda: (r := app.state.row("mine")) is not None and r.last_epoch == 3
+            )
             assert _status(app, "mine") == "▶ running"
             table = app.screen.query_one(RunsTable)
             assert str(table.get_cell("mine", "epoch")) == "3/6"
