@@ -34,7 +34,7 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 COPY pyproject.toml README.md ./
 COPY rhea_engine rhea_engine
 COPY rhea_tui rhea_tui
-RUN pip install ".[plot]"
+RUN pip install ".[plot,equivariant]"
 
 # The C++ interface, built against the libtorch inside the installed torch wheel.
 COPY cpp_interface cpp_interface

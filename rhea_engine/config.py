@@ -24,6 +24,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 LEPTON_CONSERVATION = ("none", "direct", "ymatrix")
 TASK_WEIGHTINGS = ("fixed", "learned", "pcgrad")
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
+ARCHITECTURES = ("transfer", "equivariant")
+SYMMETRIES = ("none", "box3d", "full")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:\d{1,4}")
 # Inclusive ranges of the integer keys: what a run can sensibly use, and always within what
 # runs.db (SQLite, 64-bit integers) and the samplers (seeds) accept. An integer key missing
@@ -76,6 +78,8 @@ class TrainConfig:
     factor: float = 0.5
     min_lr: float = 0.0
     # network
+    architecture: str = "transfer"  # transfer | equivariant (e3nn)
+    symmetry: str = "none"  # none | box3d (nu<->nubar x mu<->tau) | full (every flavor permutation)
     width_shared: int = 64
     width_stability: int = 32
     width_growthrate: int = 32
@@ -259,6 +263,14 @@ def _validate(cfg: TrainConfig) -> None:
     _choice("optimizer", cfg.optimizer, OPTIMIZERS)
     _choice("conserve_lepton_number", cfg.conserve_lepton_number, LEPTON_CONSERVATION)
     _choice("task_weighting", cfg.task_weighting, TASK_WEIGHTINGS)
+    _choice("architecture", cfg.architecture, ARCHITECTURES)
+    _choice("symmetry", cfg.symmetry, SYMMETRIES)
+    if cfg.symmetry == "full" and cfg.average_heavies_in_final_state and cfg.NF > 2:
+        raise ConfigError(
+            "Config key 'symmetry' = full treats every flavor alike, but "
+            "'average_heavies_in_final_state' = true singles out mu and tau; set "
+            "average_heavies_in_final_state = false, or use symmetry = box3d."
+        )
     if not _DEVICE_RE.fullmatch(cfg.device):
         raise ConfigError(
             f"Config key 'device' must be auto, cpu, cuda or cuda:N; got '{cfg.device}'."
@@ -334,6 +346,8 @@ SHORTCUTS = {
     "nhidden": tuple(f"nhidden_{h}" for h in HEADS),
     "data": ("database_list",),
     "stable_data": ("stable_database_list",),
+    "architecture": ("architecture",),
+    "symmetry": ("symmetry",),
 }
 
 

@@ -19,20 +19,12 @@ import torch
 from rhea_engine.config import TrainConfig
 from rhea_engine.errors import DataError
 from rhea_engine.losses import growthrate_target
-from rhea_engine.model import n_inputs
+from rhea_engine.model import inputs_from_F4, n_inputs
 
 
 def _inputs(F4: torch.Tensor, layout: Layout) -> torch.Tensor:
-    """The model's Lorentz-scalar inputs, computed in float64 (the model's own X_from_F4)."""
-    from rhea_engine.model import FFIModel
-
-    model = FFIModel(
-        NF=layout.NF,
-        do_fdotu=layout.do_fdotu,
-        do_eln_inputs=layout.do_eln_inputs,
-        widths={"shared": 1},
-    )
-    return model.X_from_F4(F4)
+    """The model's inputs, computed in float64 (what the model's own X_from_F4 returns)."""
+    return inputs_from_F4(F4, layout.do_fdotu, layout.do_eln_inputs, layout.architecture)
 
 
 @dataclass
@@ -56,14 +48,15 @@ class Layout:
     NF: int
     do_fdotu: bool
     do_eln_inputs: bool = False
+    architecture: str = "transfer"
 
     @classmethod
     def of(cls, config: TrainConfig) -> Layout:
-        return cls(config.NF, config.do_fdotu, config.do_eln_inputs)
+        return cls(config.NF, config.do_fdotu, config.do_eln_inputs, config.architecture)
 
     @property
     def nx(self) -> int:
-        return n_inputs(self.NF, self.do_fdotu, self.do_eln_inputs)
+        return n_inputs(self.NF, self.do_fdotu, self.do_eln_inputs, self.architecture)
 
     @property
     def nf4(self) -> int:

@@ -64,6 +64,17 @@ def run(
     stable_data: Annotated[
         list[Path] | None, typer.Option("--stable-data", help="Stability HDF5 file (repeatable).")
     ] = None,
+    architecture: Annotated[
+        str | None,
+        typer.Option(help="Network: transfer (transfer matrices) or equivariant (e3nn)."),
+    ] = None,
+    symmetry: Annotated[
+        str | None,
+        typer.Option(
+            help="Exact flavor symmetry: none, box3d (nu<->nubar x mu<->tau) or full "
+            "(every flavor permutation x nu<->nubar)."
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     sets: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for any config key (repeatable).")
@@ -93,6 +104,8 @@ def run(
         "device": device,
         "data": [str(p) for p in data or []],
         "stable_data": [str(p) for p in stable_data or []],
+        "architecture": architecture,
+        "symmetry": symmetry,
     }
     cfg = config_mod.resolve(config, shortcuts, sets or [])
     data_files = preflight.check_new_run(cfg, name)

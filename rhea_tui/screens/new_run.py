@@ -28,6 +28,8 @@ FIELDS = (
     ("epochs", "epochs", "epochs", ("epochs",)),
     ("width", "widths", "width", tuple(f"width_{h}" for h in rhea_config.HEADS)),
     ("nhidden", "depth", "nhidden", tuple(f"nhidden_{h}" for h in rhea_config.HEADS)),
+    ("architecture", "architecture", "architecture", ("architecture",)),
+    ("symmetry", "symmetry", "symmetry", ("symmetry",)),
     ("seed", "seed", "seed", ("random_seed",)),
     ("device", "device", "device", ("device",)),
     ("data", "data files", "data", ("database_list",)),
@@ -38,6 +40,8 @@ PLACEHOLDERS = {
     "data": "comma-separated .h5; empty: synthetic default",
     "stable_data": "comma-separated .h5 (optional)",
     "device": "auto, cpu, cuda or cuda:N",
+    "architecture": ", ".join(rhea_config.ARCHITECTURES),
+    "symmetry": ", ".join(rhea_config.SYMMETRIES),
 }
 
 
@@ -49,6 +53,8 @@ def form_defaults() -> dict[str, str]:
         "epochs": str(cfg.epochs),
         "width": str(cfg.width_shared),
         "nhidden": str(cfg.nhidden_shared),
+        "architecture": cfg.architecture,
+        "symmetry": cfg.symmetry,
         "seed": str(cfg.random_seed),
         "device": cfg.device,
         "data": "",
@@ -73,8 +79,10 @@ def validate(values: dict[str, str]) -> tuple[dict[str, Any] | None, str | None,
         for field_id, _, shortcut, _ in FIELDS
         if shortcut is not None
     }
+    # `full` treats every flavor alike, so the form does not average the heavies with it
+    base = {"average_heavies_in_final_state": False} if shortcuts["symmetry"] == "full" else {}
     try:
-        resolved = rhea_config.resolve(shortcuts=shortcuts)
+        resolved = rhea_config.resolve(shortcuts=shortcuts, base=base)
     except RheaError as exc:
         key = re.search(r"'([A-Za-z_]+)'", exc.message)
         field = next((f for f, _, _, keys in FIELDS if key and key.group(1) in keys), None)

@@ -30,6 +30,14 @@ SMALL = {
     "width_flux": 16,
 }
 
+#: (architecture, symmetry) of the extra exports; cpp_interface/CMakeLists.txt tests each.
+SYMMETRIC = (
+    ("transfer", "box3d"),
+    ("transfer", "full"),
+    ("equivariant", "box3d"),
+    ("equivariant", "full"),
+)
+
 
 class Expected(torch.nn.Module):
     """A container of tensors that C++ reads with torch::jit::load(...).attr(name)."""
@@ -52,6 +60,37 @@ def small_model(seed: int = 3) -> torch.nn.Module:
         for step in range(20):
             model(model.X_from_F4(random_physical_F4(512, seed=1000 + step)))
     return model.eval()
+
+
+def symmetric_model(architecture: str, symmetry: str, seed: int = 5) -> torch.nn.Module:
+    """A small model of `architecture`, exact under the flavor group `symmetry`."""
+    config = TrainConfig(
+        **SMALL,
+        architecture=architecture,
+        symmetry=symmetry,
+        average_heavies_in_final_state=symmetry != "full",
+    )
+    torch.manual_seed(seed)
+    model = build_model(config)
+    model.train()
+    with torch.no_grad():
+        for step in range(5):
+            model(model.X_from_F4(random_physical_F4(512, seed=2000 + step)))
+    return model.eval()
+
+
+def save_symmetry_expected(
+    path: Path, F4_initial: torch.Tensor, outputs: tuple[torch.Tensor, ...], symmetry: str
+) -> None:
+    """Inputs g·F4 for every g of the group, and as expected outputs g·(outputs for F4)."""
+    from rhea_engine.models.symmetry import group, transform_F4
+
+    elements = group(symmetry, int(F4_initial.shape[-1]))
+    F4_final, growthrate, stability = outputs
+    inputs = torch.cat([transform_F4(F4_initial, g) for g in elements])
+    finals = torch.cat([transform_F4(F4_final, g) for g in elements])
+    n = len(elements)
+    save_expected(path, inputs, (finals, growthrate.repeat(n), stability.repeat(n)))
 
 
 def save_expected(path: Path, F4_initial: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
@@ -89,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         save_expected(
             args.out / "expected_torchscript.pt", F4_initial, scripted.predict_all(F4_initial)
         )
+
+    # Each architecture under each flavor group: C++ parity with Python, and C++ outputs of the
+    # transformed cells against the transformed Python outputs (exact up to float rounding).
+    for architecture, symmetry in SYMMETRIC:
+        name = f"{architecture}_{symmetry}"
+        result = export_model(
+            symmetric_model(architecture, symmetry), args.out / f"{name}.pt", card
+        )
+        print(f"exported {result.path} (eager vs TorchScript: {result.parity})")
+        with quiet_torchscript():
+            scripted = torch.jit.load(str(result.path))
+        with torch.inference_mode():
+            outputs = scripted.predict_all(F4_initial)
+        save_expected(args.out / f"expected_{name}.pt", F4_initial, outputs)
+        save_symmetry_expected(args.out / f"symmetry_{name}.pt", F4_initial, outputs, symmetry)
 
     if args.aoti:
         result = export_model(model, args.out / "model.pt2", card, fmt="aoti")

@@ -19,7 +19,13 @@ import torch
 from rhea_engine.export import export_model, quiet_torchscript, random_physical_F4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_parity_data import save_expected, small_model  # noqa: E402
+from make_parity_data import (  # noqa: E402
+    SYMMETRIC,
+    save_expected,
+    save_symmetry_expected,
+    small_model,
+    symmetric_model,
+)
 
 pytestmark = pytest.mark.cpp
 REPO = Path(__file__).resolve().parents[2]
@@ -62,9 +68,15 @@ def test_ctest_parity_with_python(build_dir: Path) -> None:
         output,
     )
     assert {Path(f[0]).suffix for f in figures} == {".pt", ".pt2"}, output[-4000:]
-    for _path, cells, dF4, dgrowth, dstability in figures:
+    symmetric = {f"{a}_{s}.pt" for a, s in SYMMETRIC}
+    # each symmetric export twice: parity, and transformed cells against transformed outputs
+    assert sorted(Path(f[0]).name for f in figures if Path(f[0]).name in symmetric) == sorted(
+        2 * list(symmetric)
+    ), output[-4000:]
+    for path, cells, dF4, dgrowth, dstability in figures:
         assert int(cells) >= 1000
-        assert max(float(dF4), float(dgrowth), float(dstability)) <= 1e-6
+        tolerance = 1e-5 if Path(path).name in symmetric else 1e-6
+        assert max(float(dF4), float(dgrowth), float(dstability)) <= tolerance
     assert "the corrected tensor is returned" in output
     assert re.search(r"growth rate: \d\.\d+e\+\d+ 1/s", output)
     print(
@@ -105,3 +117,22 @@ def test_cpp_refuses_a_model_that_is_not_rhea(build_dir: Path, tmp_path: Path) -
     result = _run([check, "parity", str(tmp_path / "other.pt"), str(tmp_path / "expected.pt")])
     assert result.returncode == 1
     assert "is not a Rhea FFI model: it lacks the method predict_all" in result.stderr
+
+
+def test_symmetry_check_detects_a_model_without_the_symmetry(
+    build_dir: Path, tmp_path: Path
+) -> None:
+    """The C++ symmetry check can fail: a model without a symmetry fails it, the same model
+    made symmetric passes it."""
+    F4 = random_physical_F4(1000, seed=78)
+    check = str(build_dir / "rhea_ffi_check")
+    for symmetry, expected_rc in (("none", 1), ("box3d", 0)):
+        model = symmetric_model("transfer", symmetry)
+        path = export_model(model, tmp_path / f"{symmetry}.pt", card={}).path
+        with torch.inference_mode():
+            outputs = model.predict_all(F4)
+        save_symmetry_expected(tmp_path / f"{symmetry}_expected.pt", F4, outputs, "box3d")
+        result = _run(
+            [check, "parity", str(path), str(tmp_path / f"{symmetry}_expected.pt"), "1e-5"]
+        )
+        assert result.returncode == expected_rc, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -12,7 +13,16 @@ from train_fixtures import random_F4
 from rhea_engine.config import ACTIVATIONS, TrainConfig
 from rhea_engine.errors import ConfigError
 from rhea_engine.model import FFIModel, build_model, model_from_checkpoint, n_inputs
+from rhea_engine.models.transfer import mlp_layers
 from rhea_engine.physics.units import NDENS_TO_INVSEC
+
+
+def replace_unchecked(config: TrainConfig, **changes: object) -> TrainConfig:
+    """A config with values validation would refuse (to test the model's own checks)."""
+    out = copy.copy(config)
+    for key, value in changes.items():
+        object.__setattr__(out, key, value)
+    return out
 
 
 def _F4(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -166,7 +176,7 @@ def test_unknown_activation_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="activation"):
         TrainConfig(activation="os.system")
     with pytest.raises(ConfigError, match="(?i)activation"):
-        FFIModel(activation="sigmoid")
+        mlp_layers(4, 4, 0, 1, replace_unchecked(TrainConfig(), activation="sigmoid"))
 
 
 def test_model_from_checkpoint_is_eval_and_equal() -> None:
