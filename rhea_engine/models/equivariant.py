@@ -146,9 +146,13 @@ class PairReadout(nn.Module):
         out_node = torch.matmul(scalars, weight[:, :C].t())  # [N, S, W]
         in_node = torch.matmul(scalars, weight[:, C : 2 * C].t())
         orbit = weight[:, 3 * C :].t()[self.pair_orbit] + bias  # [S, S, W]
-        z = torch.matmul(dots, weight[:, 2 * C : 3 * C].t())
-        z = z + out_node[:, :, None] + in_node[:, None] + orbit
-        return self.rest(z.reshape(n * S * S, -1)).reshape(n, S * S)
+        node_terms = (out_node[:, :, None] + orbit) + in_node[:, None]  # [N, S, S, W]
+        z = torch.addmm(
+            node_terms.reshape(n * S * S, -1),
+            dots.reshape(n * S * S, C),
+            weight[:, 2 * C : 3 * C].t(),
+        )
+        return self.rest(z).reshape(n, S * S)
 
 
 class EquivariantModel(FFIModel):

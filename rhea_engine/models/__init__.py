@@ -1,0 +1,1 @@
+"""Rhea's networks: shared outputs, the transfer and equivariant architectures, flavor groups."""
