@@ -96,7 +96,15 @@ class FFIModel(nn.Module):
         """(stability logit [N], log growth rate [N], y_dens, y_flux) from inputs X."""
         raise NotImplementedError
 
+    def forward_train(
+        self, X_asym: torch.Tensor, X_stab: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(stability logit of the stability rows, log growth rate, y_dens, y_flux of the
+        asymptotic rows) in one pass over both batches."""
+        raise NotImplementedError
+
     def stability_logit(self, X: torch.Tensor) -> torch.Tensor:
+        """Stability logit [N] from inputs X."""
         raise NotImplementedError
 
     def forward(

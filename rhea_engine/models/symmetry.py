@@ -12,6 +12,7 @@ Groups (PHYSICS.md §7, §9): `box3d` = nu<->nubar x mu<->tau, exact for Box3D-m
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -139,6 +140,6 @@ def pair_orbits(elements: list[FlavorSymmetry]) -> list[list[int]]:
     return [flat[k * S : (k + 1) * S] for k in range(S)]
 
 
-def _labels(keys: list[frozenset[object]]) -> list[int]:
-    seen: dict[frozenset[object], int] = {}
+def _labels(keys: Sequence[Hashable]) -> list[int]:
+    seen: dict[Hashable, int] = {}
     return [seen.setdefault(key, len(seen)) for key in keys]

@@ -1,0 +1,32 @@
+"""The architecture and symmetry keys in `rhea run --help`, sweeps and the TUI's new-run form."""
+
+from __future__ import annotations
+
+
+def test_keys_reach_the_cli_the_sweeps_and_the_form() -> None:
+    from typer.testing import CliRunner
+
+    from rhea_engine import sweep
+    from rhea_engine.config import resolve
+    from rhea_tui.cli import app
+    from rhea_tui.screens.new_run import form_defaults, validate
+
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert "--architecture" in help_text and "--symmetry" in help_text
+    config = resolve(shortcuts={"architecture": "equivariant", "symmetry": "box3d"})
+    assert (config.architecture, config.symmetry) == ("equivariant", "box3d")
+    axes, _, fixed = sweep.parse_sweep_values(
+        {}, ["architecture=transfer,equivariant", "symmetry=box3d"], random=False
+    )
+    grid = [{**fixed, **point} for point in sweep.expand_grid(axes)]
+    assert [(p["architecture"], p["symmetry"]) for p in grid] == [
+        ("transfer", "box3d"),
+        ("equivariant", "box3d"),
+    ]
+    form = form_defaults()
+    assert (form["architecture"], form["symmetry"]) == ("transfer", "none")
+    resolved, field, error = validate({**form, "symmetry": "full"})
+    assert error is None and resolved is not None
+    assert resolved["symmetry"] == "full" and not resolved["average_heavies_in_final_state"]
+    _, field, error = validate({**form, "architecture": "graph"})
+    assert field == "architecture" and error is not None
