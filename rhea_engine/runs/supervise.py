@@ -22,7 +22,7 @@ from typing import Any
 from rhea_engine.runs import launch, slurm
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
-from rhea_engine.sweep import Asha
+from rhea_engine.sweep.asha import Asha
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 SUPERVISOR_LOG = "supervisor.log"

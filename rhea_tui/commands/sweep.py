@@ -74,24 +74,6 @@ def _runs_table(
     return table
 
 
-def _base_config(
-    home: Path, config_file: Path | None, fixed: dict[str, Any], slurm_mode: bool
-) -> dict[str, Any]:
-    from rhea_engine import config as cfgmod
-    from rhea_engine.runs.preflight import check_data_files, check_device
-
-    base = cfgmod.resolve(config_file).to_dict()
-    base.update(fixed)
-    cfgmod.from_dict(base)  # validate the fixed values together
-    base["database_list"] = check_data_files(base["database_list"], "--data", "asymptotic")
-    base["stable_database_list"] = check_data_files(
-        base["stable_database_list"], "--stable-data", "stable"
-    )
-    if not slurm_mode:
-        check_device(base["device"])
-    return base
-
-
 def sweep(
     lr: Annotated[
         str | None, typer.Option(help="learning_rate: 1e-4,1e-5 (or 1e-6:1e-3:log with --random).")
@@ -162,122 +144,81 @@ def sweep(
 
     Example: rhea sweep --lr 1e-4,1e-5 --width 32,64 --parallel 2 --epochs 20
     """
-    from rhea_engine import sweep as sweepmod
-    from rhea_engine.errors import ConfigError, SlurmError, SweepError
-    from rhea_engine.runs import slurm as slurmmod
     from rhea_engine.runs import supervise
     from rhea_engine.runs.store import Store
+    from rhea_engine.sweep import start
 
     root = resolve_home(home)
     if attach is not None:
         _attach(root, attach, detach)
         return
-    values = {
-        "lr": lr,
-        "width": width,
-        "nhidden": nhidden,
-        "seed": seed,
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "data": data,
-        "stable_data": stable_data,
-        "device": device,
-    }
-    axes, ranges, fixed = sweepmod.parse_sweep_values(values, set_ or [], random is not None)
-    if parallel is not None and parallel < 1:
-        raise ConfigError(f"--parallel must be at least 1; got {parallel}.")
-    gpu_list = [g.strip() for g in (gpus or "").split(",") if g.strip()]
-    if any(not g.isdigit() for g in gpu_list):
-        raise ConfigError(f"--gpus expects GPU indices such as 0,1; got '{gpus}'.")
-    slurm_options = None
-    if slurm_:
-        if not partition or not time_limit:
-            raise SlurmError("--slurm needs --partition P and --time HH:MM:SS.")
-        slurmmod.parse_time(time_limit)
-        if gpus_per_run < 0:
-            raise SlurmError(f"--gpus-per-run must be 0 or more; got {gpus_per_run}.")
-        slurm_options = slurmmod.SlurmOptions(
-            partition, time_limit, gpus_per_run, account, cpus_per_run
-        )
-        if gpu_list:
-            raise SlurmError("--gpus pins local trials to GPUs; on Slurm use --gpus-per-run K.")
-    elif partition or time_limit or account:
-        raise SlurmError("--partition, --time and --account only apply with --slurm.")
-    base = _base_config(root, config_file, fixed, slurm_)
+    request = start.SweepRequest(
+        values={
+            "lr": lr,
+            "width": width,
+            "nhidden": nhidden,
+            "seed": seed,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "data": data,
+            "stable_data": stable_data,
+            "device": device,
+        },
+        sets=set_ or [],
+        config_file=config_file,
+        name=name,
+        random=random,
+        search_seed=search_seed,
+        parallel=parallel,
+        gpus=gpus,
+        asha=asha,
+        asha_min_epochs=asha_min_epochs,
+        asha_eta=asha_eta,
+        slurm=slurm_,
+        partition=partition,
+        time_limit=time_limit,
+        gpus_per_run=gpus_per_run,
+        account=account,
+        cpus_per_run=cpus_per_run,
+    )
     # every trial is validated before runs.db is even opened: a bad value writes nothing
-    plan = sweepmod.plan_sweep(name or "sweep", base, axes, ranges, random, search_seed)
-    if asha:
-        max_epochs = max(int(c["epochs"]) for c in plan.configs)
-        if not sweepmod.asha_rungs(asha_min_epochs, asha_eta, max_epochs):
-            raise ConfigError(
-                f"--asha-min-epochs {asha_min_epochs} leaves no rung below the "
-                f"{max_epochs} epochs of the runs; lower it."
-            )
+    prepared = start.prepare(request)
     if dry_run:
-        labels = [*axes, *ranges]
-        trials = [{d.label: o[d.keys[0]] for d in labels if d.keys[0] in o} for o in plan.trials]
-        typer.echo(json.dumps({"trials": trials, "spec": plan.spec()}, indent=2))
+        typer.echo(json.dumps(prepared.dry_run(), indent=2))
         return
-    if slurm_options is not None:
-        slurmmod.check_partition(slurm_options.partition, slurm_options.gpus_per_run)
     with Store(root) as store:
-        sweep_name = name or sweepmod.next_sweep_name(s["name"] for s in store.sweeps())
-        plan.name = sweep_name
-        if sweep_name in {s["name"] for s in store.sweeps()}:
-            raise SweepError(f"A sweep named '{sweep_name}' already exists; choose another --name.")
-        taken = {r.name for r in store.list_runs()} & set(plan.run_names())
-        if taken:
-            raise SweepError(
-                f"A run named '{sorted(taken)[0]}' already exists; choose another --name."
-            )
-        if not base["database_list"] and not base["stable_database_list"]:
-            from rhea_engine.runs.defaults import default_data
-
-            asym, stable, made = default_data(root)
-            if made:
-                err_console.print(f"Generated the default synthetic data set in {root / 'data'}.")
-            plan.configs = [
-                {**c, "database_list": asym, "stable_database_list": stable} for c in plan.configs
-            ]
-        options = supervise.SweepOptions(
-            parallel=parallel or (len(plan.configs) if slurm_ else max(1, len(gpu_list))),
-            gpus=gpu_list,
-            asha_min_epochs=asha_min_epochs if asha else None,
-            asha_eta=asha_eta,
-            slurm=slurm_options,
-        )
-        store.create_sweep(sweep_name, {**plan.spec(), "run": options.to_dict()})
-        for run_name, run_config in zip(plan.run_names(), plan.configs, strict=True):
-            store.create_run(run_config, name=run_name, sweep=sweep_name)
+        started = start.create(store, prepared)
+        if started.made_default_data:
+            err_console.print(f"Generated the default synthetic data set in {root / 'data'}.")
         console.print(
-            f"Sweep [bold]{sweep_name}[/]: {len(plan.configs)} runs "
-            f"{plan.run_names()[0]} .. {plan.run_names()[-1]}"
-            + (f" on Slurm partition {partition}" if slurm_ else f", {options.parallel} at a time")
+            f"Sweep [bold]{started.name}[/]: {len(started.run_names)} runs "
+            f"{started.run_names[0]} .. {started.run_names[-1]}"
+            + (
+                f" on Slurm partition {partition}"
+                if slurm_
+                else f", {started.options.parallel} at a time"
+            )
         )
         if detach:
-            pid = supervise.start_detached(root, sweep_name)
+            pid = supervise.start_detached(root, started.name)
             console.print(
                 f"Supervising in the background (pid {pid}); follow with "
-                f"`rhea ls --sweep {sweep_name}` or `rhea tui`."
+                f"`rhea ls --sweep {started.name}` or `rhea tui`."
             )
             return
-        _supervise_foreground(store, sweep_name, options)
+        _supervise_foreground(store, started.name, started.options)
 
 
 def _attach(root: Path, sweep_name: str, detach: bool) -> None:
     from rhea_engine.errors import SweepError
     from rhea_engine.runs import supervise
     from rhea_engine.runs.store import Store
+    from rhea_engine.sweep import start
 
     if not (root / "runs.db").exists():
         raise SweepError(f"{root} has no runs.db; there is no sweep '{sweep_name}' to attach to.")
     with Store(root) as store:
-        known = [s["name"] for s in store.sweeps()]
-        if sweep_name not in known:
-            raise SweepError(
-                f"There is no sweep '{sweep_name}' in {root}. Known sweeps: {', '.join(known) or 'none'}."
-            )
-        options = supervise.options_of(store, sweep_name)
+        options = start.existing(store, sweep_name)
         if detach:
             pid = supervise.start_detached(root, sweep_name)
             console.print(f"Supervising sweep {sweep_name} in the background (pid {pid}).")
