@@ -351,6 +351,16 @@ SHORTCUTS = {
 }
 
 
+# upstream parms names (with dots) for Rhea keys, as upstream's parameters.txt and Syne Tune
+# search spaces write them
+UPSTREAM_KEYS = {
+    "loader.batch_size": "batch_size",
+    "adamw.weight_decay": "weight_decay",
+    "adamw.amsgrad": "amsgrad",
+    "weightedrandomsampler.epoch_num_samples": "epoch_num_samples",
+}
+
+
 def expand_shortcuts(shortcuts: Mapping[str, Any]) -> dict[str, Any]:
     """Map CLI shortcut values (None = not given) onto config keys."""
     out: dict[str, Any] = {}

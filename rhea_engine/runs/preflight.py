@@ -85,6 +85,32 @@ def check_device(device: str) -> None:
             )
 
 
+def check_gpus(gpus: Iterable[str], device: str) -> None:
+    """DeviceError if trials are to be pinned to GPUs (`--gpus 0,1`) that are not there."""
+    wanted = [int(g) for g in gpus]
+    if not wanted:
+        return
+    if device == "cpu":
+        raise DeviceError(
+            f"--gpus {','.join(map(str, wanted))} pins trials to GPUs, but --device is cpu; "
+            "drop one of them."
+        )
+    import torch  # only when GPUs were asked for
+
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            f"--gpus {','.join(map(str, wanted))} was asked for, but CUDA is not available on "
+            "this machine (no GPU, or a CPU-only torch). Drop --gpus to run the trials on the CPU."
+        )
+    count = torch.cuda.device_count()
+    missing = [g for g in wanted if g >= count]
+    if missing:
+        raise DeviceError(
+            f"--gpus asks for GPU {missing[0]}, but this machine has {count} GPU(s) "
+            f"(0 to {count - 1})."
+        )
+
+
 def check_new_run(
     config: TrainConfig,
     name: str | None,

@@ -1,8 +1,10 @@
-"""Supervise a sweep: keep N trials going (local workers or Slurm jobs), prune with ASHA.
+"""Supervise a sweep: keep N trials going (local workers or Slurm jobs), prune, keep to a budget.
 
 The supervisor is a front end: it owns runs.db like the CLI does, launches workers through
-`rhea_engine.runs.launch` (or submits Slurm jobs), and ends when every trial has a final
-status. `python -m rhea_engine.runs.supervise HOME SWEEP` runs it in the background
+`rhea_engine.runs.launch` (or submits Slurm jobs), follows each trial's epochs for its
+search (`rhea_engine.sweep.trials`), and ends when every trial has a final status and no
+more are to be asked. One supervisor drives a sweep at a time (a lock in the sweep's
+folder). `python -m rhea_engine.runs.supervise HOME SWEEP` runs it in the background
 (`rhea sweep --detach`); its options are read from the sweep's stored spec.
 """
 
@@ -11,21 +13,28 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rhea_engine.errors import RheaError, SweepError
 from rhea_engine.runs import launch, slurm
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
-from rhea_engine.sweep.asha import Asha
+from rhea_engine.sweep.budget import Budget
+from rhea_engine.sweep.search import sweep_folder
+from rhea_engine.sweep.trials import SweepTrials, sweep_entry
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
 SUPERVISOR_LOG = "supervisor.log"
+LOCK_FILE = "supervisor.lock"
+OWNER_FILE = "supervisor.owner"
 
 
 @dataclass
@@ -34,32 +43,72 @@ class SweepOptions:
 
     parallel: int = 1
     gpus: list[str] = field(default_factory=list)
-    asha_min_epochs: int | None = None  # None: no early stopping
-    asha_eta: int = 3
+    pruning: dict[str, Any] | None = None  # {"kind": asha|hyperband, "min_epochs", "eta"}
     slurm: slurm.SlurmOptions | None = None
+    budget: Budget = field(default_factory=Budget)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "parallel": self.parallel,
             "gpus": self.gpus,
-            "asha_min_epochs": self.asha_min_epochs,
-            "asha_eta": self.asha_eta,
+            "pruning": self.pruning,
             "slurm": self.slurm.to_dict() if self.slurm else None,
+            "budget": self.budget.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepOptions:
+        pruning = data.get("pruning")
+        if pruning is None and data.get("asha_min_epochs"):  # sweeps stored before pruners
+            pruning = {
+                "kind": "asha",
+                "min_epochs": int(data["asha_min_epochs"]),
+                "eta": int(data.get("asha_eta") or 3),
+            }
         return cls(
             parallel=int(data.get("parallel") or 1),
             gpus=[str(g) for g in data.get("gpus") or []],
-            asha_min_epochs=data.get("asha_min_epochs"),
-            asha_eta=int(data.get("asha_eta") or 3),
+            pruning=pruning,
             slurm=slurm.SlurmOptions(**data["slurm"]) if data.get("slurm") else None,
+            budget=Budget.from_dict(data.get("budget")),
         )
 
 
+@contextmanager
+def sweep_lock(home: Path, sweep: str) -> Iterator[None]:
+    """Hold the sweep's lock while supervising it; SweepError if another front end holds it."""
+    from filelock import FileLock, Timeout
+
+    folder = sweep_folder(home, sweep)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            owner = (folder / OWNER_FILE).read_text().strip()
+        except OSError:
+            owner = "another process"
+        raise SweepError(
+            f"Sweep '{sweep}' is already supervised by {owner}. Two front ends never drive one "
+            f"sweep; follow it with `rhea ls --sweep {sweep}` or `rhea tui`, or stop that "
+            "supervisor first."
+        ) from None
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        (folder / OWNER_FILE).write_text(
+            f"pid {os.getpid()} on {socket.gethostname()} since {when}"
+        )
+        yield
+    finally:
+        lock.release()
+
+
 class Supervisor:
-    """One pass per `poll_s`: ingest, prune, launch; `run()` returns when all trials are final."""
+    """One pass per `poll_s`: ingest, follow, prune, keep to the budget, launch.
+
+    `run()` holds the sweep's lock and returns when every trial is final and no more are due.
+    """
 
     def __init__(
         self,
@@ -74,43 +123,82 @@ class Supervisor:
         self.poll_s = poll_s
         self.local: dict[str, tuple[subprocess.Popen[bytes], str | None]] = {}  # run -> (proc, gpu)
         self.notes: list[str] = []  # one line per launch, prune or problem, for the display
-        self.asha: Asha | None = None
-        if options.asha_min_epochs:
-            epochs = max(int(r.config.get("epochs", 1)) for r in store.list_runs(sweep=sweep))
-            self.asha = Asha(int(options.asha_min_epochs), options.asha_eta, epochs)
+        entry = sweep_entry(store, sweep)
+        self.spec: dict[str, Any] = dict(entry.get("spec") or {})
+        self.started_at = float(entry.get("created") or time.time())
+        self.trials: SweepTrials | None = None  # opened under the lock
+        self.exhausted: str | None = None  # why no more trials start (the budget)
 
     # -- one pass ---------------------------------------------------------------------------
     def rows(self) -> list[RunRow]:
         return self.store.list_runs(sweep=self.sweep)
 
+    def open(self) -> SweepTrials:
+        if self.trials is None:
+            self.trials = SweepTrials.open(self.store, self.sweep, self.spec, self.options.pruning)
+            self.trials.notes = self.notes
+        return self.trials
+
     def step(self) -> list[RunRow]:
+        trials = self.open()
         refresh(self.store)
         if self.options.slurm is not None:
             slurm.refresh_slurm_statuses(self.store)
         self._reap()
-        rows = self.rows()
-        if self.asha is not None:
-            self._prune(rows)
-            rows = self.rows()
-        self._launch(rows)
+        for row in self.rows():
+            if row.is_final:
+                trials.finish(row)
+            elif row.status == "running":
+                verdict = trials.follow(row)
+                if verdict is not None and trials.search is not None:
+                    reason = trials.search.why_pruned(row.name, *verdict)
+                    self._stop(row, "pruned", reason, f"pruned at epoch {verdict[0]}")
+        self._keep_to_budget(self.rows())
+        self._launch(self.rows())
         rows = self.rows()
         if self.on_tick is not None:
             self.on_tick(rows, self.notes)
         return rows
 
     def done(self, rows: list[RunRow]) -> bool:
-        return not self.local and all(r.is_final for r in rows)
+        if self.local or not all(r.is_final for r in rows):
+            return False
+        return self.exhausted is not None or not self.open().more_to_ask(rows)
 
     def run(self) -> list[RunRow]:
-        try:
-            while True:
-                rows = self.step()
-                if self.done(rows):
-                    return rows
-                time.sleep(self.poll_s)
-        except KeyboardInterrupt:
-            self.interrupt()
-            raise
+        with sweep_lock(self.store.home, self.sweep):
+            try:
+                while True:
+                    rows = self.step()
+                    if self.done(rows):
+                        for row in rows:  # results that ended during the last pass
+                            self.open().finish(row)
+                        return rows
+                    time.sleep(self.poll_s)
+            except KeyboardInterrupt:
+                self.interrupt()
+                raise
+
+    # -- budget -------------------------------------------------------------------------------
+    def _keep_to_budget(self, rows: list[RunRow]) -> None:
+        budget = self.options.budget
+        if not budget.limited:
+            return
+        if self.exhausted is None:
+            self.exhausted = budget.spent(
+                self.started_at, time.time(), [r.last_epoch for r in rows]
+            )
+            if self.exhausted is None:
+                return
+            self.notes.append(f"budget: {self.exhausted}; no new trials start")
+        for row in rows:
+            if row.status == "queued" and not row.slurm_job_id and row.name not in self.local:
+                self.store.set_status(
+                    row.name, "stopped", error=f"Not started: the sweep's {self.exhausted}."
+                )
+            elif budget.hard and row.status in ACTIVE_STATUSES:
+                reason = f"Stopped: the sweep's {self.exhausted} (--hard)."
+                self._stop(row, "stopped", reason, "stopped (budget spent)")
 
     # -- launching ----------------------------------------------------------------------------
     def _active(self, rows: list[RunRow]) -> int:
@@ -130,38 +218,53 @@ class Supervisor:
                 load[gpu] += 1
         return min(self.options.gpus, key=lambda g: (load[g], self.options.gpus.index(g)))
 
+    def _next(self, rows: list[RunRow]) -> RunRow | None:
+        """The next trial to start: a queued run, or a new one asked from the sampler."""
+        for row in rows:
+            if row.status == "queued" and not row.slurm_job_id and row.name not in self.local:
+                return row
+        trials = self.open()
+        if self.exhausted is None and trials.more_to_ask(rows):
+            return trials.new_run(rows)
+        return None
+
     def _launch(self, rows: list[RunRow]) -> None:
         limit = max(1, self.options.parallel)
-        waiting = [
-            r
-            for r in rows
-            if r.status == "queued" and not r.slurm_job_id and r.name not in self.local
-        ]
-        for row in waiting:
-            if self._active(self.rows()) >= limit:
-                break
-            if self.options.slurm is not None:
-                assert row.path is not None
-                try:
-                    job_id = slurm.submit(self.store.home, row.path, self.options.slurm, row.name)
-                except Exception as exc:  # sbatch refused: this trial fails, the sweep goes on
-                    self.store.set_status(row.name, "failed", error=str(exc))
-                    self.notes.append(f"{row.name}: not submitted ({exc})")
-                    continue
-                self.store.update_run(row.name, slurm_job_id=job_id)
-                self.notes.append(f"{row.name}: Slurm job {job_id}")
-                continue
-            gpu = self._free_gpu()
-            env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
+        while self.exhausted is None and self._active(rows) < limit:
+            row = self._next(rows)
+            if row is None:
+                return
+            self.open().starting(row)
+            self._start(row)
+            rows = self.rows()
+
+    def _start(self, row: RunRow) -> None:
+        if self.options.slurm is not None:
+            assert row.path is not None
             try:
-                process = launch.start_worker(self.store, row.name, env=env)
-            except Exception as exc:
-                self.notes.append(f"{row.name}: could not start ({exc})")
-                continue
-            self.local[row.name] = (process, gpu)
-            self.notes.append(
-                f"{row.name}: started (pid {process.pid}" + (f", GPU {gpu})" if gpu else ")")
-            )
+                job_id = slurm.submit(self.store.home, row.path, self.options.slurm, row.name)
+            except Exception as exc:  # sbatch refused: this trial fails, the sweep goes on
+                self.store.set_status(row.name, "failed", error=str(exc))
+                self.notes.append(f"{row.name}: not submitted ({exc})")
+                return
+            self.store.update_run(row.name, slurm_job_id=job_id)
+            self.notes.append(f"{row.name}: Slurm job {job_id}")
+            return
+        gpu = self._free_gpu()
+        try:
+            process = self.start_local(row, gpu)
+        except Exception as exc:
+            self.notes.append(f"{row.name}: could not start ({exc})")
+            return
+        self.local[row.name] = (process, gpu)
+        self.notes.append(
+            f"{row.name}: started (pid {process.pid}" + (f", GPU {gpu})" if gpu else ")")
+        )
+
+    def start_local(self, row: RunRow, gpu: str | None) -> subprocess.Popen[bytes]:
+        """Where a local worker starts: the one place that sets its environment."""
+        env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
+        return launch.start_worker(self.store, row.name, env=env)
 
     def _reap(self) -> None:
         for name, (process, _) in list(self.local.items()):
@@ -169,36 +272,14 @@ class Supervisor:
                 del self.local[name]
                 refresh(self.store, [name])
 
-    # -- early stopping -----------------------------------------------------------------------
-    def _prune(self, rows: list[RunRow]) -> None:
-        assert self.asha is not None
-        for row in rows:
-            if row.status not in ("running", "completed") or not row.last_epoch:
-                continue
-            pending = self.asha.pending_rungs(row.name, row.last_epoch)
-            if not pending:
-                continue
-            series = dict(self.store.metrics(row.name, ["test_loss"]).get("test_loss", []))
-            for rung in pending:
-                loss = series.get(rung)
-                if loss is None:
-                    continue
-                if self.asha.report(row.name, rung, loss) and row.status == "running":
-                    self._stop_pruned(row, rung, loss)
-                    break
-
-    def _stop_pruned(self, row: RunRow, rung: int, loss: float) -> None:
-        assert self.asha is not None
-        reached = len(self.asha.recorded[rung])
-        reason = (
-            f"Pruned by ASHA at epoch {rung}: its test loss {loss:.4g} was not among the best "
-            f"1/{self.asha.eta} of the {reached} trials that reached that epoch."
-        )
+    # -- stopping -----------------------------------------------------------------------------
+    def _stop(self, row: RunRow, status: str, reason: str, note: str) -> None:
+        """Stop a trial (it checkpoints) and give it `status` unless it ended on its own."""
         if row.slurm_job_id:
             slurm.cancel(row.slurm_job_id)
             _wait_final(self.store, row.name, 120.0)
         else:
-            entry = self.local.get(row.name)
+            entry = self.local.pop(row.name, None)
             if entry is not None:
                 process = entry[0]
                 if process.poll() is None:
@@ -208,18 +289,19 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-                del self.local[row.name]
                 refresh(self.store, [row.name])
             else:  # started by an earlier supervisor of this sweep
-                launch.stop_run(self.store, row)
+                try:
+                    launch.stop_run(self.store, self.store.get_run(row.name))
+                except RheaError:
+                    pass  # it ended meanwhile
                 _wait_final(self.store, row.name, 120.0)
         current = self.store.get_run(row.name)
         if current.status in ("completed", "failed", "diverged"):
             return  # it finished on its own before the stop took effect
-        self.store.set_status(row.name, "pruned", error=reason)
-        self.notes.append(f"{row.name}: pruned at epoch {rung} (test loss {loss:.3g})")
+        self.store.set_status(row.name, status, error=reason)
+        self.notes.append(f"{row.name}: {note}")
 
-    # -- interruption -------------------------------------------------------------------------
     def interrupt(self) -> None:
         """Ctrl-C: stop the local trials (checkpointed) and the queued ones; Slurm jobs stay."""
         for process, _ in list(self.local.values()):
@@ -251,10 +333,7 @@ def _wait_final(store: Store, name: str, timeout_s: float) -> None:
 
 
 def options_of(store: Store, sweep: str) -> SweepOptions:
-    for entry in store.sweeps():
-        if entry["name"] == sweep:
-            return SweepOptions.from_dict(entry["spec"].get("run") or {})
-    raise KeyError(sweep)
+    return SweepOptions.from_dict(sweep_entry(store, sweep)["spec"].get("run") or {})
 
 
 def start_detached(home: Path, sweep: str) -> int:
@@ -291,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"sweep {args.sweep}: interrupted; running trials were stopped", flush=True)
             return 130
+        except RheaError as exc:
+            print(f"sweep {args.sweep}: {exc}", flush=True)
+            return 2
         counts: dict[str, int] = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1

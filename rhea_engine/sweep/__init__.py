@@ -1,47 +1,34 @@
-"""Sweeps: plans (grid, random), search, early stopping, and the one path that starts them.
+"""Sweeps: search spaces, plans (grid, random), model-based search, budgets, and their start.
 
-`plan` expands and validates grid and random trials, `asha` decides early stops, `start`
-checks a front end's request and creates the sweep; `rhea_engine.runs.supervise` launches
-and watches the trials.
+`space` holds the swept dimensions (CLI ranges and `--space` files alike), `plan` expands
+grid and random searches, `search` keeps a sweep's Optuna study (samplers and pruners),
+`trials` links its runs to that study, `objectives` reads what a trial achieved, `budget`
+limits a sweep, `importance` tells which parameters mattered, and `start` checks a front
+end's request and records the sweep; `rhea_engine.runs.supervise` launches and follows the
+trials. Optuna is imported only where a sweep needs it.
 """
 
 from __future__ import annotations
 
-from rhea_engine.sweep.asha import Asha, asha_rungs
 from rhea_engine.sweep.plan import (
-    RANDOM_SCALES,
-    Axis,
-    Range,
     SweepPlan,
     check_sweep_name,
-    describe_trial,
     expand_grid,
-    is_range,
-    label_keys,
     next_sweep_name,
-    parse_axis,
-    parse_range,
-    parse_sweep_values,
     plan_sweep,
     sample_random,
 )
+from rhea_engine.sweep.space import Dimension, parse_axis, parse_range, parse_values
 
 __all__ = [
-    "RANDOM_SCALES",
-    "Asha",
-    "Axis",
-    "Range",
+    "Dimension",
     "SweepPlan",
-    "asha_rungs",
     "check_sweep_name",
-    "describe_trial",
     "expand_grid",
-    "is_range",
-    "label_keys",
     "next_sweep_name",
     "parse_axis",
     "parse_range",
-    "parse_sweep_values",
+    "parse_values",
     "plan_sweep",
     "sample_random",
 ]

@@ -1,8 +1,9 @@
-"""Starting a sweep: check the options, plan and validate every trial, then create its runs.
+"""Starting a sweep: check the options, plan and validate every trial, then record the sweep.
 
 The one path of `rhea sweep` and any other front end: `prepare` checks everything and
 writes nothing (a bad option or value is a RheaError before runs.db is opened); `create`
-records the sweep and its runs; `supervise.Supervisor` then launches and watches them.
+records the sweep (and the runs of a planned sweep); `supervise.Supervisor` then launches,
+follows and ends them.
 """
 
 from __future__ import annotations
@@ -16,32 +17,35 @@ from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, SlurmError, SweepError
 from rhea_engine.runs import slurm
 from rhea_engine.runs.store import Store
-from rhea_engine.sweep.asha import asha_rungs
-from rhea_engine.sweep.plan import (
-    Axis,
-    Range,
-    SweepPlan,
-    next_sweep_name,
-    parse_sweep_values,
-    plan_sweep,
-)
+from rhea_engine.sweep import search as searchmod
+from rhea_engine.sweep import space as spacemod
+from rhea_engine.sweep.budget import Budget, parse_duration
+from rhea_engine.sweep.objectives import ALIASES, check_objectives
+from rhea_engine.sweep.plan import SweepPlan, next_sweep_name, plan_sweep, validate_trial
 
 
 @dataclass
 class SweepRequest:
-    """What a front end asks for: the swept values as typed, and how to run the trials."""
+    """What a front end asks for: the swept values as typed, and how to search and run."""
 
     values: dict[str, str | None] = field(default_factory=dict)  # shortcut label -> text
-    sets: list[str] = field(default_factory=list)  # --set key=v1,v2
+    sets: list[str] = field(default_factory=list)  # --set key=v1,v2 or key=low:high:log
     config_file: Path | None = None
+    space_file: Path | None = None
     name: str | None = None
-    random: int | None = None  # random search with N trials (None: grid)
+    search: str | None = None  # grid, random, tpe, gp, cmaes (None: grid, or the file's)
+    trials: int | None = None
     search_seed: int = 0
+    objectives: list[str] = field(default_factory=list)
     parallel: int | None = None
     gpus: str | None = None  # "0,1"
     asha: bool = False
-    asha_min_epochs: int = 1
-    asha_eta: int = 3
+    hyperband: bool = False
+    asha_min_epochs: int | None = None
+    asha_eta: int | None = None
+    budget: str | None = None  # "2h"
+    max_epochs_total: int | None = None
+    hard: bool = False
     slurm: bool = False
     partition: str | None = None
     time_limit: str | None = None
@@ -52,29 +56,29 @@ class SweepRequest:
 
 @dataclass
 class PreparedSweep:
-    """A request checked and planned: nothing written yet."""
+    """A request checked (and, for grid and random search, planned): nothing written yet."""
 
     request: SweepRequest
-    plan: SweepPlan
-    gpus: list[str]
-    slurm: slurm.SlurmOptions | None
+    spec: dict[str, Any]  # stored with the sweep
+    options: Any  # supervise.SweepOptions
+    plan: SweepPlan | None  # planned searches only
+    notes: list[str] = field(default_factory=list)
 
     def dry_run(self) -> dict[str, Any]:
-        """The trials by the labels the user typed, and the spec (`rhea sweep --dry-run`)."""
-        labels: list[Axis | Range] = [*self.plan.axes, *self.plan.ranges]
-        trials = [
-            {d.label: o[d.keys[0]] for d in labels if d.keys[0] in o} for o in self.plan.trials
-        ]
-        return {"trials": trials, "spec": self.plan.spec()}
+        """The trials (planned) or the search (sampled), as `rhea sweep --dry-run` prints."""
+        if self.plan is not None:
+            return {"trials": self.plan.labelled_trials(), "spec": self.spec}
+        return {"spec": {k: v for k, v in self.spec.items() if k != "base"}}
 
 
 @dataclass
 class StartedSweep:
-    """A sweep recorded in runs.db with its runs queued."""
+    """A sweep recorded in runs.db (a planned one with its runs queued)."""
 
     name: str
-    run_names: list[str]
+    run_names: list[str]  # planned runs; empty for a sampled search (runs come as asked)
     options: Any  # supervise.SweepOptions
+    total: int | None  # trials to run (None: until the budget is spent)
     made_default_data: bool = False
 
 
@@ -106,10 +110,12 @@ def _slurm_options(request: SweepRequest, gpus: list[str]) -> slurm.SlurmOptions
     )
 
 
-def base_config(config_file: Path | None, fixed: dict[str, Any], on_slurm: bool) -> dict[str, Any]:
-    """The config every trial starts from, with its data files checked (and the device,
-    when the trials run on this machine)."""
-    from rhea_engine.runs.preflight import check_data_files, check_device
+def base_config(
+    config_file: Path | None, fixed: dict[str, Any], on_slurm: bool, gpus: list[str]
+) -> dict[str, Any]:
+    """The config every trial starts from, with its data files checked (and the device and
+    GPUs, when the trials run on this machine)."""
+    from rhea_engine.runs.preflight import check_data_files, check_device, check_gpus
 
     base = cfgmod.resolve(config_file).to_dict()
     base.update(fixed)
@@ -120,30 +126,138 @@ def base_config(config_file: Path | None, fixed: dict[str, Any], on_slurm: bool)
     )
     if not on_slurm:
         check_device(base["device"])
+        check_gpus(gpus, base["device"])
     return base
+
+
+def _space(request: SweepRequest) -> tuple[list[spacemod.Dimension], dict[str, Any], Any]:
+    dims, fixed = spacemod.parse_values(request.values, request.sets)
+    if request.space_file is None:
+        return dims, fixed, None
+    loaded = spacemod.load_space_file(request.space_file)
+    fixed = {**{k: v for k, v in loaded.fixed.items() if k not in fixed}, **fixed}
+    dims = spacemod.merge(loaded.dimensions, dims)
+    dims = [d for d in dims if not set(d.keys) & set(fixed)]
+    return dims, fixed, loaded
+
+
+def _objectives(request: SweepRequest, loaded: Any) -> list[dict[str, str]]:
+    names = check_objectives(
+        request.objectives or ([loaded.metric] if loaded and loaded.metric else [])
+    )
+    mode = (
+        "max" if loaded is not None and loaded.mode == "max" and not request.objectives else "min"
+    )
+    direction = "maximize" if mode == "max" else "minimize"
+    return [{"name": ALIASES.get(n, n), "direction": direction} for n in names]
+
+
+def _pruning(
+    request: SweepRequest, defaults: dict[str, Any], max_epochs: int
+) -> dict[str, Any] | None:
+    if request.asha and request.hyperband:
+        raise ConfigError("Give --asha or --hyperband, not both.")
+    kind = "asha" if request.asha else "hyperband" if request.hyperband else defaults.get("pruner")
+    if kind is None:
+        if request.asha_min_epochs is not None or request.asha_eta is not None:
+            raise ConfigError("--asha-min-epochs and --asha-eta apply with --asha or --hyperband.")
+        return None
+    min_epochs = request.asha_min_epochs or int(defaults.get("min_epochs", 1))
+    eta = request.asha_eta or int(defaults.get("eta", 3))
+    searchmod.check_pruning(min_epochs, eta, max_epochs)
+    return {"kind": kind, "min_epochs": min_epochs, "eta": eta}
+
+
+def _check_corners(base: dict[str, Any], dims: list[spacemod.Dimension]) -> None:
+    """Every value a sampler may draw makes a valid config (the ends of each range)."""
+    from rhea_engine.sweep.plan import override_of
+
+    for dim in dims:
+        for value in dim.values if dim.is_choice else (dim.lower, dim.upper):
+            validate_trial(base, override_of(dim, value), [dim], 0)
 
 
 def prepare(request: SweepRequest) -> PreparedSweep:
     """Check every option and plan every trial; raises a RheaError and writes nothing."""
-    axes, ranges, fixed = parse_sweep_values(
-        request.values, request.sets, request.random is not None
-    )
+    from rhea_engine.runs.supervise import SweepOptions
+
+    dims, fixed, loaded = _space(request)
+    defaults = loaded.defaults if loaded is not None else {}
+    search = request.search or defaults.get("search") or "grid"
     if request.parallel is not None and request.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1; got {request.parallel}.")
+    if request.trials is not None and request.trials < 1:
+        raise ConfigError(f"--trials must be at least 1; got {request.trials}.")
+    budget = Budget(
+        parse_duration(request.budget) if request.budget else defaults.get("budget_seconds"),
+        request.max_epochs_total,
+        request.hard,
+    )
+    if request.hard and not budget.limited:
+        raise ConfigError(
+            "--hard stops running trials when the budget is spent; give --budget or --max-epochs-total."
+        )
+    objectives = _objectives(request, loaded)
     gpus = parse_gpus(request.gpus)
     slurm_options = _slurm_options(request, gpus)
-    base = base_config(request.config_file, fixed, slurm_options is not None)
-    plan = plan_sweep(
-        request.name or "sweep", base, axes, ranges, request.random, request.search_seed
-    )
-    if request.asha:
-        max_epochs = max(int(c["epochs"]) for c in plan.configs)
-        if not asha_rungs(request.asha_min_epochs, request.asha_eta, max_epochs):
+    base = base_config(request.config_file, fixed, slurm_options is not None, gpus)
+    plan = None
+    if search in ("grid", "random"):
+        if search == "grid" and request.trials is not None:
             raise ConfigError(
-                f"--asha-min-epochs {request.asha_min_epochs} leaves no rung below the "
-                f"{max_epochs} epochs of the runs; lower it."
+                "A grid runs every combination; --trials applies to the other searches."
             )
-    return PreparedSweep(request, plan, gpus, slurm_options)
+        if search == "random" and request.trials is None:
+            raise ConfigError("--search random needs --trials N (the number of trials).")
+        plan = plan_sweep(
+            request.name or "sweep",
+            base,
+            dims,
+            request.trials if search == "random" else None,
+            request.search_seed,
+        )
+        max_epochs = max(int(c["epochs"]) for c in plan.configs)
+    else:
+        if not dims:
+            raise ConfigError(
+                f"Nothing to search: give ranges such as --lr 1e-5:1e-2:log for --search {search}."
+            )
+        if request.trials is None and not budget.limited:
+            raise ConfigError(
+                f"--search {search} needs --trials N, a --budget or --max-epochs-total."
+            )
+        _check_corners(base, dims)
+        max_epochs = max(
+            [int(base["epochs"])]
+            + [int(v) for d in dims if d.keys == ("epochs",) for v in (d.values or (d.upper,))]
+        )
+    pruning = _pruning(request, defaults, max_epochs)
+    kind = pruning["kind"] if pruning else None
+    searchmod.check_search(search, [o["name"] for o in objectives], kind, dims)
+    on_slurm = slurm_options is not None
+    parallel = (
+        request.parallel
+        or defaults.get("parallel")
+        or ((len(plan.configs) if plan is not None else 4) if on_slurm else max(1, len(gpus)))
+    )
+    options = SweepOptions(int(parallel), gpus, pruning, slurm_options, budget)
+    spec: dict[str, Any] = (
+        plan.spec()
+        if plan is not None
+        else {"kind": search, "trials": request.trials, "search_seed": request.search_seed}
+    )
+    spec.update(
+        search=search,
+        space={d.label: d.to_dict() for d in dims},
+        objectives=objectives,
+        run=options.to_dict(),
+    )
+    if plan is None:
+        spec["base"] = base
+    notes = []
+    if loaded is not None and loaded.ignored:
+        notes.append(f"{request.space_file}: not used by Rhea: {', '.join(loaded.ignored)}")
+    return PreparedSweep(request, spec, options, plan, notes)
 
 
 def create(
@@ -151,50 +265,37 @@ def create(
     prepared: PreparedSweep,
     progress: Callable[[str, float], None] | None = None,
 ) -> StartedSweep:
-    """Record the sweep and queue its runs (the default data set is made on first use)."""
-    from rhea_engine.runs import supervise
-
-    request, plan = prepared.request, prepared.plan
-    if prepared.slurm is not None:
-        slurm.check_partition(prepared.slurm.partition, prepared.slurm.gpus_per_run)
+    """Record the sweep and queue its planned runs (the default data set is made on first use)."""
+    request, plan, spec = prepared.request, prepared.plan, prepared.spec
+    if prepared.options.slurm is not None:
+        slurm.check_partition(prepared.options.slurm.partition, prepared.options.slurm.gpus_per_run)
     existing = {s["name"] for s in store.sweeps()}
-    plan.name = request.name or next_sweep_name(existing)
-    if plan.name in existing:
-        raise SweepError(f"A sweep named '{plan.name}' already exists; choose another --name.")
-    taken = {r.name for r in store.list_runs()} & set(plan.run_names())
+    name = request.name or next_sweep_name(existing)
+    if name in existing:
+        raise SweepError(f"A sweep named '{name}' already exists; choose another --name.")
+    run_names = [f"{name}-{i}" for i in range(1, len(plan.trials) + 1)] if plan else []
+    taken = {r.name for r in store.list_runs()} & set(run_names)
     if taken:
         raise SweepError(f"A run named '{sorted(taken)[0]}' already exists; choose another --name.")
+    if (store.home / "sweeps" / name).exists():
+        raise SweepError(
+            f"The folder {store.home / 'sweeps' / name} already exists; choose another --name."
+        )
+    data = plan.base if plan is not None else spec["base"]
     made = False
-    if not plan.base["database_list"] and not plan.base["stable_database_list"]:
+    if not data["database_list"] and not data["stable_database_list"]:
         from rhea_engine.runs.defaults import default_data
 
         asymptotic, stable, made = default_data(store.home, progress=progress)
-        plan.configs = [
-            {**c, "database_list": asymptotic, "stable_database_list": stable} for c in plan.configs
-        ]
-    on_slurm = prepared.slurm is not None
-    options = supervise.SweepOptions(
-        parallel=request.parallel
-        or (len(plan.configs) if on_slurm else max(1, len(prepared.gpus))),
-        gpus=prepared.gpus,
-        asha_min_epochs=request.asha_min_epochs if request.asha else None,
-        asha_eta=request.asha_eta,
-        slurm=prepared.slurm,
-    )
-    store.create_sweep(plan.name, {**plan.spec(), "run": options.to_dict()})
-    for run_name, run_config in zip(plan.run_names(), plan.configs, strict=True):
-        store.create_run(run_config, name=run_name, sweep=plan.name)
-    return StartedSweep(plan.name, plan.run_names(), options, made)
-
-
-def existing(store: Store, name: str) -> Any:
-    """The stored options of sweep `name` (to supervise it again); SweepError if unknown."""
-    from rhea_engine.runs import supervise
-
-    known = [s["name"] for s in store.sweeps()]
-    if name not in known:
-        raise SweepError(
-            f"There is no sweep '{name}' in {store.home}. Known sweeps: "
-            f"{', '.join(known) or 'none'}."
-        )
-    return supervise.options_of(store, name)
+        files = {"database_list": asymptotic, "stable_database_list": stable}
+        if plan is not None:
+            plan.configs = [{**c, **files} for c in plan.configs]
+        else:
+            spec["base"] = {**spec["base"], **files}
+    store.create_sweep(name, spec)
+    if plan is not None:
+        plan.name = name
+        for run_name, run_config in zip(run_names, plan.configs, strict=True):
+            store.create_run(run_config, name=run_name, sweep=name)
+    total = len(run_names) if plan is not None else spec.get("trials")
+    return StartedSweep(name, run_names, prepared.options, total, made)

@@ -118,13 +118,29 @@ def compare(
         bool, typer.Option("--json", help="Print JSON instead of tables and plots.")
     ] = False,
     plots: Annotated[bool, typer.Option(help="Draw the loss and ELN-violation plots.")] = True,
+    pareto: Annotated[
+        bool, typer.Option(help="sweep:NAME only: its Pareto front over the objectives.")
+    ] = False,
+    importance: Annotated[
+        bool, typer.Option(help="sweep:NAME only: which parameters mattered (fANOVA).")
+    ] = False,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(help="Objectives for --pareto/--importance (default: the sweep's own)."),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Compare runs: differing parameters, last/best metrics with baselines, overlaid curves.
 
-    Example: rhea compare sweep:sweep1 --metric test_loss
+    Example: rhea compare sweep:sweep1 --metric test_loss (or --pareto, --importance)
     """
     from rhea_engine.compare import PLOT_METRICS, compare_home
+
+    if pareto or importance:
+        from rhea_tui.commands._tradeoffs import tradeoffs
+
+        tradeoffs(resolve_home(home), handles, pareto, importance, objective or [], as_json, plots)
+        return
 
     width = max(40, min(console.width, 160) - 4)
     result = compare_home(resolve_home(home), handles, metric, width=width)

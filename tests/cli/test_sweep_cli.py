@@ -58,6 +58,12 @@ def test_grid_parallel_2_completes_with_runs_named_after_sweep(
         return real_start(store, handle, **kwargs)
 
     monkeypatch.setattr(launch, "start_worker", spy)
+    # this machine has no GPU: pretend it has two for the --gpus check (the trials, in
+    # their own processes, still train on the CPU under CUDA_VISIBLE_DEVICES)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     result = runner.invoke(
         app,
         [
@@ -72,7 +78,7 @@ def test_grid_parallel_2_completes_with_runs_named_after_sweep(
             "0,1",
             "--name",
             "grid",
-            *TINY,
+            *TINY[:-2],  # --device auto: pinned to a GPU where there is one
             *data_files,
         ],
     )
@@ -117,6 +123,8 @@ def test_grid_parallel_2_completes_with_runs_named_after_sweep(
         (["--lr", "1e-3,1e-4", "--name", "../up"], "not a valid sweep name"),
         (["--lr", "1e-3,1e-4", "--asha", "--asha-min-epochs", "5", "--epochs", "5"], "no rung"),
         (["--random", "3", "--lr", "1e-3:1e-2:cubic"], "scale"),
+        (["--lr", "1e-3,1e-4", "--gpus", "0,1"], "CUDA is not available"),
+        (["--lr", "1e-3,1e-4", "--gpus", "0", "--device", "cpu"], "--device is cpu"),
     ],
 )
 def test_bad_values_exit_2_and_write_nothing(
@@ -208,7 +216,7 @@ def test_attach_supervises_an_orphaned_sweep(rhea_home: Path, data_files: list[s
     with Store(rhea_home) as store:
         store.create_sweep("orphan", {"run": {"parallel": 1}})
         store.create_run(config, name="orphan-1", sweep="orphan")
-    result = runner.invoke(app, ["sweep", "--attach", "orphan"])
+    result = runner.invoke(app, ["sweep", "--resume", "orphan"])
     assert result.exit_code == 0, result.output
     assert "Sweep orphan finished: 1 completed" in result.output
     missing = runner.invoke(app, ["sweep", "--attach", "nope"])

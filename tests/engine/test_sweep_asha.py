@@ -1,4 +1,5 @@
-"""A real (small) sweep with ASHA: the weak trial is stopped with a checkpoint and marked pruned."""
+"""A real (small) sweep with ASHA (Optuna's successive halving): the weak trial is stopped with a
+checkpoint and marked pruned, and the sweep's study records it as pruned."""
 
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def test_asha_prunes_the_weak_trial(tmp_path: Path, data: tuple[str, str]) -> No
         store.create_run(base.replace(learning_rate=3e-3), name="asha-1", sweep="asha")
         # a learning rate this small leaves the loss where it started: clearly the weaker trial
         store.create_run(base.replace(learning_rate=1e-9), name="asha-2", sweep="asha")
-        options = SweepOptions(parallel=1, asha_min_epochs=1, asha_eta=2)
+        options = SweepOptions(parallel=1, pruning={"kind": "asha", "min_epochs": 1, "eta": 2})
         supervisor = Supervisor(store, "asha", options, poll_s=0.2)
-        assert supervisor.asha is not None and supervisor.asha.rungs == [1, 2]
         rows = {r.name: r for r in supervisor.run()}
+        assert supervisor.trials is not None and supervisor.trials.search is not None
+        states = {t.user_attrs["run"]: t.state.name for t in supervisor.trials.search.study.trials}
         strong, weak = store.get_run("asha-1"), store.get_run("asha-2")
     assert rows["asha-1"].status == "completed" and strong.last_epoch == 4
     assert weak.status == "pruned", (weak.status, weak.error)
@@ -53,5 +55,5 @@ def test_asha_prunes_the_weak_trial(tmp_path: Path, data: tuple[str, str]) -> No
     assert weak.last_epoch is not None and 1 <= weak.last_epoch < 4
     assert weak.checkpoints, "a pruned trial keeps its checkpoint"
     assert (weak.path / weak.checkpoints[-1]["path"]).is_file()
-    assert supervisor.asha.pruned == {"asha-2": 1}
+    assert states == {"asha-1": "COMPLETE", "asha-2": "PRUNED"}
     assert any("asha-2: pruned at epoch 1" in note for note in supervisor.notes)

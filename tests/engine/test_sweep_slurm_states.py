@@ -7,6 +7,7 @@ import pytest
 from rhea_engine.errors import SlurmError
 from rhea_engine.runs.slurm import JobState, SlurmOptions, map_state, parse_time
 from rhea_engine.runs.supervise import SweepOptions
+from rhea_engine.sweep.budget import Budget
 
 
 def test_parse_time() -> None:
@@ -58,11 +59,15 @@ def test_sweep_options_round_trip() -> None:
     options = SweepOptions(
         parallel=3,
         gpus=["0", "2"],
-        asha_min_epochs=2,
-        asha_eta=4,
+        pruning={"kind": "hyperband", "min_epochs": 2, "eta": 4},
         slurm=SlurmOptions("gpu", "01:00:00", 1, "phys"),
+        budget=Budget(seconds=7200.0, epochs=None, hard=True),
     )
     assert SweepOptions.from_dict(options.to_dict()) == options
+    # a sweep stored before pruners had their own names still prunes with ASHA
+    old = SweepOptions.from_dict({"parallel": 2, "asha_min_epochs": 2, "asha_eta": 4})
+    assert old.pruning == {"kind": "asha", "min_epochs": 2, "eta": 4}
+    assert not old.budget.limited
 
 
 def test_a_pending_state_seen_before_the_stop_is_not_a_requeue() -> None:
