@@ -182,14 +182,17 @@ def main() -> None:
             f"{max(best):8.4f} {statistics.mean(o['trials'] for o in outcomes):7.1f} "
             f"{sum(o['cpu'] for o in outcomes):7.1f} {sum(o['wall'] for o in outcomes):7.1f}"
         )
-    wins = sum(
-        t["best"] < r["best"] for t, r in zip(results["tpe+asha"], results["random"], strict=True)
-    )
+    diffs = [
+        t["best"] - r["best"] for t, r in zip(results["tpe+asha"], results["random"], strict=True)
+    ]
+    spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
     ratio = statistics.mean(o["best"] for o in results["tpe+asha"]) / statistics.mean(
         o["best"] for o in results["random"]
     )
+    print(f"paired difference tpe+asha - random, per seed: {', '.join(f'{d:+.4f}' for d in diffs)}")
     print(
-        f"tpe+asha / random mean best test loss: {ratio:.3f}; lower on {wins} of {args.seeds} seeds"
+        f"  mean {statistics.mean(diffs):+.4f}, std {spread:.4f}; tpe+asha lower on "
+        f"{sum(d < 0 for d in diffs)} of {len(diffs)} seeds; ratio of means {ratio:.3f}"
     )
 
 

@@ -45,10 +45,11 @@ def test_cli_help_does_not_import_torch() -> None:
         "from rhea_tui.cli import app\n"
         "result = CliRunner().invoke(app, ['--help'])\n"
         "assert result.exit_code == 0, result.output\n"
-        "print('torch' in sys.modules, 'textual' in sys.modules, 'matplotlib' in sys.modules)\n"
+        "print('torch' in sys.modules, 'textual' in sys.modules, 'matplotlib' in sys.modules,"
+        " 'optuna' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False False False"
+    assert out.stdout.strip() == "False False False False"
 
 
 def _commands(group, prefix=()):  # type: ignore[no-untyped-def]

@@ -60,14 +60,22 @@ def _best_epoch(series: Sequence[tuple[int, float]]) -> int | None:
     return min(finite)[1] if finite else None
 
 
-def n_parameters(run_path: Path) -> float | None:
-    """The parameter count the worker recorded when it started."""
+def n_parameters(run_path: Path, config: dict[str, Any]) -> float | None:
+    """The trainable parameter count: as the worker recorded it, else of the run's network."""
     from rhea_engine.runs.rundir import read_events
 
     for event in read_events(run_path).events:
         if event.get("type") == "start" and event.get("n_parameters") is not None:
             return float(event["n_parameters"])
-    return None
+    from rhea_engine.config import from_dict
+    from rhea_engine.errors import ConfigError
+    from rhea_engine.model import build_model
+
+    try:
+        model = build_model(from_dict(config))
+    except (ConfigError, TypeError, ValueError):
+        return None
+    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def latency_ms(run_path: Path, measure: bool = True) -> float | None:
@@ -124,7 +132,7 @@ def objective_values(
     out: list[float | None] = []
     for name in objectives:
         if name == "params":
-            value = n_parameters(Path(row.path))
+            value = n_parameters(Path(row.path), row.config)
         elif name == "latency":
             value = latency_ms(Path(row.path), measure)
         elif name == "eln_violation":

@@ -177,8 +177,11 @@ def _check_corners(base: dict[str, Any], dims: list[spacemod.Dimension]) -> None
             validate_trial(base, override_of(dim, value), [dim], 0)
 
 
-def prepare(request: SweepRequest) -> PreparedSweep:
-    """Check every option and plan every trial; raises a RheaError and writes nothing."""
+def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
+    """Check every option and plan every trial; raises a RheaError and writes nothing.
+
+    Slurm's partition is asked about here too (not for a dry run), before runs.db exists.
+    """
     from rhea_engine.runs.supervise import SweepOptions
 
     dims, fixed, loaded = _space(request)
@@ -195,7 +198,8 @@ def prepare(request: SweepRequest) -> PreparedSweep:
     )
     if request.hard and not budget.limited:
         raise ConfigError(
-            "--hard stops running trials when the budget is spent; give --budget or --max-epochs-total."
+            "--hard stops running trials when the budget is spent; give --budget or "
+            "--max-epochs-total."
         )
     objectives = _objectives(request, loaded)
     gpus = parse_gpus(request.gpus)
@@ -241,6 +245,8 @@ def prepare(request: SweepRequest) -> PreparedSweep:
         or ((len(plan.configs) if plan is not None else 4) if on_slurm else max(1, len(gpus)))
     )
     options = SweepOptions(int(parallel), gpus, pruning, slurm_options, budget)
+    if slurm_options is not None and not dry_run:
+        slurm.check_partition(slurm_options.partition, slurm_options.gpus_per_run)
     spec: dict[str, Any] = (
         plan.spec()
         if plan is not None
@@ -267,8 +273,6 @@ def create(
 ) -> StartedSweep:
     """Record the sweep and queue its planned runs (the default data set is made on first use)."""
     request, plan, spec = prepared.request, prepared.plan, prepared.spec
-    if prepared.options.slurm is not None:
-        slurm.check_partition(prepared.options.slurm.partition, prepared.options.slurm.gpus_per_run)
     existing = {s["name"] for s in store.sweeps()}
     name = request.name or next_sweep_name(existing)
     if name in existing:

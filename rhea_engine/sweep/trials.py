@@ -1,4 +1,4 @@
-"""A sweep's trials as its search sees them: new runs from the sampler, epochs reported, results told.
+"""A sweep's trials as its search sees them: runs asked, epochs reported, results told.
 
 The supervisor (`rhea_engine.runs.supervise`) owns the processes; this module owns the
 bookkeeping between the sweep's runs and its Optuna study (`search.TrialSearch`): which run

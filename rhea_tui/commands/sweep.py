@@ -235,7 +235,7 @@ def sweep(
         cpus_per_run=cpus_per_run,
     )
     # every trial is validated before runs.db is even opened: a bad value writes nothing
-    prepared = start.prepare(request)
+    prepared = start.prepare(request, dry_run=dry_run)
     for note in prepared.notes:
         err_console.print(note)
     if dry_run:

@@ -72,6 +72,40 @@ def test_two_run_sweep_on_slurm(
     assert {s.state for s in states.values()} == {"COMPLETED"}
 
 
+def test_tpe_sweep_on_slurm_asks_each_trial_and_submits_it(
+    slurm_cluster: str, rhea_home: Path, shared_data: list[str]
+) -> None:
+    result = runner.invoke(
+        app,
+        ["sweep", "--slurm", "--partition", slurm_cluster, "--time", "00:10:00"]
+        + ["--gpus-per-run", "0", "--search", "tpe", "--trials", "2", "--parallel", "2"]
+        + ["--lr", "1e-4:1e-2:log", "--epochs", "2", "--set", "epoch_num_samples=2000"]
+        + ["--set", "batch_size=500", "--set", "heartbeat_seconds=1", "--name", "hpt"]
+        + shared_data,
+    )
+    assert result.exit_code == 0, result.output
+    assert "asked the sampler" in result.output and "Slurm job" in result.output
+    with Store(rhea_home) as store:
+        rows = store.list_runs(sweep="hpt")
+        assert [r.name for r in rows] == ["hpt-1", "hpt-2"]
+        for row in rows:
+            assert row.status == "completed", (row.name, row.status, row.error)
+            assert row.slurm_job_id and row.slurm_job_id.isdigit()
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = rhea_home / "sweeps" / "hpt" / "optuna.journal"
+    study = optuna.load_study(
+        study_name="hpt", storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    told = {t.user_attrs["run"]: t for t in study.trials}
+    assert sorted(told) == ["hpt-1", "hpt-2"]
+    assert all(t.state.name == "COMPLETE" for t in told.values())
+    for row in rows:
+        assert row.config["learning_rate"] == pytest.approx(told[row.name].params["lr"])
+
+
 def _long_run(store: Store, name: str, shared_data: list[str], partition: str) -> str:
     """Submit a run of many short epochs on Slurm; returns its job id once it has epochs."""
     config = default_config().replace(
