@@ -177,6 +177,47 @@ def _check_corners(base: dict[str, Any], dims: list[spacemod.Dimension]) -> None
             validate_trial(base, override_of(dim, value), [dim], 0)
 
 
+def _budget(request: SweepRequest, defaults: dict[str, Any]) -> Budget:
+    seconds = parse_duration(request.budget) if request.budget else defaults.get("budget_seconds")
+    budget = Budget(seconds, request.max_epochs_total, request.hard)
+    if request.hard and not budget.limited:
+        raise ConfigError(
+            "--hard stops running trials when the budget is spent; give --budget or "
+            "--max-epochs-total."
+        )
+    return budget
+
+
+def _trials(
+    request: SweepRequest,
+    search: str,
+    base: dict[str, Any],
+    dims: list[spacemod.Dimension],
+    budget: Budget,
+) -> tuple[SweepPlan | None, int]:
+    """The plan of a grid or random search (None for a sampled one) and the most epochs a
+    trial trains; every trial (or every end of every range) is checked to be valid."""
+    if search in ("grid", "random"):
+        if search == "grid" and request.trials is not None:
+            raise ConfigError(
+                "A grid runs every combination; --trials applies to the other searches."
+            )
+        if search == "random" and request.trials is None:
+            raise ConfigError("--search random needs --trials N (the number of trials).")
+        count = request.trials if search == "random" else None
+        plan = plan_sweep(request.name or "sweep", base, dims, count, request.search_seed)
+        return plan, max(int(c["epochs"]) for c in plan.configs)
+    if not dims:
+        raise ConfigError(
+            f"Nothing to search: give ranges such as --lr 1e-5:1e-2:log for --search {search}."
+        )
+    if request.trials is None and not budget.limited:
+        raise ConfigError(f"--search {search} needs --trials N, a --budget or --max-epochs-total.")
+    _check_corners(base, dims)
+    epochs = [int(v) for d in dims if d.keys == ("epochs",) for v in (d.values or (d.upper,))]
+    return None, max([int(base["epochs"]), *epochs])
+
+
 def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
     """Check every option and plan every trial; raises a RheaError and writes nothing.
 
@@ -191,59 +232,18 @@ def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
         raise ConfigError(f"--parallel must be at least 1; got {request.parallel}.")
     if request.trials is not None and request.trials < 1:
         raise ConfigError(f"--trials must be at least 1; got {request.trials}.")
-    budget = Budget(
-        parse_duration(request.budget) if request.budget else defaults.get("budget_seconds"),
-        request.max_epochs_total,
-        request.hard,
-    )
-    if request.hard and not budget.limited:
-        raise ConfigError(
-            "--hard stops running trials when the budget is spent; give --budget or "
-            "--max-epochs-total."
-        )
+    budget = _budget(request, defaults)
     objectives = _objectives(request, loaded)
     gpus = parse_gpus(request.gpus)
     slurm_options = _slurm_options(request, gpus)
     base = base_config(request.config_file, fixed, slurm_options is not None, gpus)
-    plan = None
-    if search in ("grid", "random"):
-        if search == "grid" and request.trials is not None:
-            raise ConfigError(
-                "A grid runs every combination; --trials applies to the other searches."
-            )
-        if search == "random" and request.trials is None:
-            raise ConfigError("--search random needs --trials N (the number of trials).")
-        plan = plan_sweep(
-            request.name or "sweep",
-            base,
-            dims,
-            request.trials if search == "random" else None,
-            request.search_seed,
-        )
-        max_epochs = max(int(c["epochs"]) for c in plan.configs)
-    else:
-        if not dims:
-            raise ConfigError(
-                f"Nothing to search: give ranges such as --lr 1e-5:1e-2:log for --search {search}."
-            )
-        if request.trials is None and not budget.limited:
-            raise ConfigError(
-                f"--search {search} needs --trials N, a --budget or --max-epochs-total."
-            )
-        _check_corners(base, dims)
-        max_epochs = max(
-            [int(base["epochs"])]
-            + [int(v) for d in dims if d.keys == ("epochs",) for v in (d.values or (d.upper,))]
-        )
+    plan, max_epochs = _trials(request, search, base, dims, budget)
     pruning = _pruning(request, defaults, max_epochs)
     kind = pruning["kind"] if pruning else None
     searchmod.check_search(search, [o["name"] for o in objectives], kind, dims)
-    on_slurm = slurm_options is not None
-    parallel = (
-        request.parallel
-        or defaults.get("parallel")
-        or ((len(plan.configs) if plan is not None else 4) if on_slurm else max(1, len(gpus)))
-    )
+    all_at_once = len(plan.configs) if plan is not None else 4  # on Slurm
+    default = all_at_once if slurm_options is not None else max(1, len(gpus))
+    parallel = request.parallel or defaults.get("parallel") or default
     options = SweepOptions(int(parallel), gpus, pruning, slurm_options, budget)
     if slurm_options is not None and not dry_run:
         slurm.check_partition(slurm_options.partition, slurm_options.gpus_per_run)

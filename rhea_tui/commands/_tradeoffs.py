@@ -38,22 +38,17 @@ def _plot(result: dict[str, Any], width: int, height: int) -> str | None:
             [t["values"][1] for t in others],
             marker="•",
             color="gray",
-            label="dominated",
         )
-    plt.plot(
-        [t["values"][0] for t in front],
-        [t["values"][1] for t in front],
-        marker=FRONT_MARK,
-        color="red",
-        label="Pareto front",
-    )
+    xs, ys = [t["values"][0] for t in front], [t["values"][1] for t in front]
+    plt.plot(xs, ys, marker="braille", color="red")  # the front, joined
+    plt.scatter(xs, ys, marker=FRONT_MARK, color="red")
     for axis, index in (("x", 0), ("y", 1)):
         values = [t["values"][index] for t in trials]
         if min(values) > 0 and max(values) / min(values) > 20:
             plt.xscale("log") if axis == "x" else plt.yscale("log")
     plt.xlabel(x_name)
     plt.ylabel(y_name)
-    plt.title(f"sweep {result['sweep']}: {y_name} against {x_name} (lower is better)")
+    plt.title(f"sweep {result['sweep']}: {FRONT_MARK} Pareto front, • dominated (lower is better)")
     plt.theme("clear")
     return str(plt.build())
 
