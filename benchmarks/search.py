@@ -15,7 +15,7 @@ worker processes, so the figures measure the search, not process start-up. For e
 seed the best test loss reached by any trial at any epoch is printed, then mean, standard
 deviation and range over the seeds, the number of trials, and CPU and wall time per method.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search.py [--seeds 5] [--budget 54] [--epochs 9]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search.py [--seeds 5] [--budget 90] [--epochs 9]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def tpe_asha(base: dict[str, Any], dims: list, data: Any, seed: int, args: Any) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--budget", type=int, default=54, help="epochs per method and seed")
+    parser.add_argument("--budget", type=int, default=90, help="epochs per method and seed")
     parser.add_argument("--epochs", type=int, default=9, help="epochs of a full trial")
     parser.add_argument("--n", type=int, default=4000, help="synthetic rows")
     parser.add_argument("--samples", type=int, default=2000, help="epoch_num_samples")
