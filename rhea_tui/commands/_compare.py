@@ -10,10 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
-from rhea_tui.commands.importing import import_  # noqa: F401 - sweep.py registers it from here
 from rhea_tui.common import HomeOpt, console, resolve_home
 from rhea_tui.format import cell
-from rhea_tui.format import cell as fmt  # noqa: F401 - sweep.py imports it from here
 
 
 def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_tui.common import console
+from rhea_tui.format import cell, sig
 
 FRONT_MARK = "★"
 
 
 def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return "-" if value is None else str(value)
+    return cell(value, lambda v: sig(v, 4))
 
 
 def _plot(result: dict[str, Any], width: int, height: int) -> str | None:

@@ -11,8 +11,10 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from rhea_tui.commands._compare import compare, fmt, import_
+from rhea_tui.commands._compare import compare
+from rhea_tui.commands.importing import import_
 from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
+from rhea_tui.format import cell, status_text
 
 _SHORT = {
     "learning_rate": "lr",
@@ -65,12 +67,12 @@ def _runs_table(
         epoch = f"{row.last_epoch or 0}/{row.total_epochs or row.config.get('epochs', '?')}"
         table.add_row(
             row.name,
-            row.status,
+            status_text(row.status, marked=False),
             epoch,
-            *(fmt(params[p].get(row.name)) for p in params),
-            fmt(row.last_train_loss),
-            fmt(row.last_test_loss),
-            fmt(row.max_eln_violation),
+            *(cell(params[p].get(row.name)) for p in params),
+            cell(row.last_train_loss),
+            cell(row.last_test_loss),
+            cell(row.max_eln_violation),
         )
     return table
 
