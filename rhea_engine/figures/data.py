@@ -194,18 +194,9 @@ def is_number(value: Any) -> bool:
 
 def pareto_front(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
     """Indices of the non-dominated points (each objective minimised unless `maximize`)."""
-    signs = [-1.0 if up else 1.0 for up in maximize]
-    costs = [[s * v for s, v in zip(signs, p, strict=True)] for p in points]
-    front = []
-    for i, a in enumerate(costs):
-        dominated = any(
-            all(bj <= aj for aj, bj in zip(a, b, strict=True)) and b != a
-            for j, b in enumerate(costs)
-            if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return front
+    from rhea_engine.pareto import pareto_front as front_of
+
+    return front_of(points, ["maximize" if up else "minimize" for up in maximize])
 
 
 def parse_objective(text: str) -> tuple[str, bool]:
