@@ -15,9 +15,7 @@ def test_keys_reach_the_cli_the_sweeps_and_the_form() -> None:
     assert "--architecture" in help_text and "--symmetry" in help_text
     config = resolve(shortcuts={"architecture": "equivariant", "symmetry": "box3d"})
     assert (config.architecture, config.symmetry) == ("equivariant", "box3d")
-    axes, _, fixed = sweep.parse_sweep_values(
-        {}, ["architecture=transfer,equivariant", "symmetry=box3d"], random=False
-    )
+    axes, fixed = sweep.parse_values({}, ["architecture=transfer,equivariant", "symmetry=box3d"])
     grid = [{**fixed, **point} for point in sweep.expand_grid(axes)]
     assert [(p["architecture"], p["symmetry"]) for p in grid] == [
         ("transfer", "box3d"),
