@@ -62,6 +62,9 @@ def test_ctest_parity_with_python(build_dir: Path) -> None:
         output,
     )
     assert {Path(f[0]).suffix for f in figures} == {".pt", ".pt2"}, output[-4000:]
+    # the --layout main export, called in upstream main's layout, agrees with the same numbers
+    assert "model_main.pt" in {Path(f[0]).name for f in figures}
+    assert "was exported with --layout main" in output  # FFISubgridModel.h says why it refuses
     for _path, cells, dF4, dgrowth, dstability in figures:
         assert int(cells) >= 1000
         assert max(float(dF4), float(dgrowth), float(dstability)) <= 1e-6
