@@ -139,6 +139,7 @@ def synth(
 def _runs_using(home: Path, files: list[Path]) -> dict[str, list[str]]:
     """{file: names of the runs of `home` that recorded it as data}; {} without a runs.db."""
     from rhea_engine.errors import RheaError
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.store import Store
 
     if not (home / "runs.db").is_file():
@@ -147,6 +148,7 @@ def _runs_using(home: Path, files: list[Path]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     try:
         with Store.open_existing(home) as store:
+            refresh(store)  # runs.db current with the run directories before reading it
             for row in store.list_runs():
                 for item in row.data or []:
                     path = item.get("path") if isinstance(item, dict) else None

@@ -16,7 +16,7 @@ class ExportFormat(StrEnum):
     aoti = "aoti"
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     not_main = "not-main"
     main = "main"
 

@@ -114,6 +114,7 @@ def test_rhea_help_does_not_import_numerics() -> None:
 
 
 def test_synth_refuses_to_replace_files_a_run_used(tmp_path: Path) -> None:
+    from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.rundir import RunWriter
     from rhea_engine.runs.store import Store
 
@@ -124,7 +125,7 @@ def test_synth_refuses_to_replace_files_a_run_used(tmp_path: Path) -> None:
         row = store.create_run({}, name="used-it")
         with RunWriter(row.path) as writer:
             writer.start(data=[{"path": str(data / "asymptotic.h5"), "kind": "asymptotic"}])
-        store.ingest()
+        refresh(store)
     before = (data / "asymptotic.h5").read_bytes()
     args = ["data", "synth", str(data), "--n", "300", "--seed", "9", "--home", str(home)]
     refused = runner.invoke(app, args, env={"COLUMNS": "300"})
