@@ -1,6 +1,7 @@
 // FFISubgridModel.h: use a Rhea-exported TorchScript FFI surrogate from C++.
 //
-// Layout of every four-flux tensor: F4[N, 4, 2, NF], axis 1 = (F_x, F_y, F_z, N) in cm^-3,
+// Layout of every four-flux tensor (`rhea export --layout not-main`, the default):
+// F4[N, 4, 2, NF], axis 1 = (F_x, F_y, F_z, N) in cm^-3,
 // axis 2 = neutrino / antineutrino, axis 3 = flavor. The exported module keeps the methods
 // predict_all, predict_stability, predict_WhiskyTHC, X_from_F4, F4_from_y and
 // convert_y_to_2flavor; this class wraps them for simulation codes.
@@ -101,6 +102,14 @@ class FFISubgridModel {
       : device(device) {
     model = torch::jit::load(filename, device);
     model.eval();
+    if (model.hasattr("rhea_layout") && model.attr("rhea_layout").isString() &&
+        model.attr("rhea_layout").toStringRef() == "main") {
+      throw std::runtime_error(
+          filename + " was exported with --layout main: its predict_all takes upstream main's "
+          "layout [N, 2, NF, 4] and returns the growth rate in cm^-3. FFISubgridModel.h uses "
+          "[N, 4, 2, NF]: export with --layout not-main, or call predict_all directly as "
+          "upstream main's interface does.");
+    }
     for (const auto& name : {"predict_all", "predict_stability", "predict_WhiskyTHC",
                              "X_from_F4", "F4_from_y", "convert_y_to_2flavor"}) {
       if (!model.find_method(name)) {

@@ -2,6 +2,7 @@
 // the C++ timing used by benchmarks/inference.py.
 //
 //   rhea_ffi_check parity MODEL(.pt|.pt2) EXPECTED.pt [TOLERANCE]
+//       (a MODEL exported with --layout main is called in upstream main's layout)
 //       EXPECTED.pt is a TorchScript container written by tests/cpp/make_parity_data.py
 //       holding F4_initial and Python's F4_final, growthrate and stability. Prints the
 //       largest differences and exits 1 if any exceeds TOLERANCE (default 1e-6): of ntot for
@@ -35,11 +36,33 @@ bool ends_with(const std::string& text, const std::string& suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// sqrt(2) G_F (hbar c)^3 / hbar in cm^3/s: a main-layout model returns growth rates in cm^-3.
+constexpr double NDENS_TO_INVSEC = 1.9255158167467008e-22;
+
+// predict_all of a file exported with --layout main, called as upstream main's consumers call
+// it (F4 [N, 2, NF, 4]); the outputs come back in Rhea's layout and in 1/s for the comparison.
+std::function<FFIPrediction(const torch::Tensor&)> main_layout_predictor(
+    std::shared_ptr<torch::jit::script::Module> module) {
+  module->eval();
+  return [module](const torch::Tensor& F4) {
+    c10::InferenceMode guard;
+    const auto F4_main = F4.to(torch::kFloat32).permute({0, 2, 3, 1}).contiguous();
+    auto out = module->get_method("predict_all")({F4_main}).toTuple();
+    return FFIPrediction{out->elements()[0].toTensor().permute({0, 3, 1, 2}),
+                         out->elements()[1].toTensor().to(torch::kFloat64) * NDENS_TO_INVSEC,
+                         out->elements()[2].toTensor()};
+  };
+}
+
 // predict_all of either a TorchScript file or an AOTInductor package (by extension).
 std::function<FFIPrediction(const torch::Tensor&)> load_predictor(const std::string& path) {
   if (ends_with(path, ".pt2")) {
     auto model = std::make_shared<FFISubgridAOTIModel<NF>>(path);
     return [model](const torch::Tensor& F4) { return model->predict_all(F4); };
+  }
+  auto module = std::make_shared<torch::jit::script::Module>(torch::jit::load(path));
+  if (module->hasattr("rhea_layout") && module->attr("rhea_layout").toStringRef() == "main") {
+    return main_layout_predictor(module);
   }
   auto model = std::make_shared<FFISubgridModel<NF>>(path);
   return [model](const torch::Tensor& F4) { return model->predict_all(F4); };

@@ -56,9 +56,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ValueError,
     ) as exc:
         raise RunError(
-            f"'{file}' could not be read as a Rhea checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). It may be damaged, "
-            "truncated, or not a checkpoint written by Rhea."
+            f"'{file}' could not be read as a Rhea checkpoint ({_load_failure(exc)}). It may "
+            "be damaged, truncated, or not a checkpoint written by Rhea."
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise RunError(
@@ -66,6 +65,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "Upstream model files can be brought in with `rhea import`."
         )
     return ckpt
+
+
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def _load_failure(exc: BaseException) -> str:
+    """What went wrong, without torch's advice to retry with weights_only=False.
+
+    A file that needs Python objects a safe load refuses is never loaded unsafely: such a
+    file can run code, and Rhea's own checkpoints never hold one.
+    """
+    text = str(exc)
+    if "Weights only load failed" in text or "weights_only" in text:
+        found = _UNSUPPORTED_GLOBAL.search(text)
+        what = f" ({found.group(1)})" if found else ""
+        return (
+            f"it holds Python objects{what} that a safe load refuses; Rhea never loads a "
+            "checkpoint unsafely"
+        )
+    first = text.splitlines()[0] if text.strip() else "no detail"
+    return f"{type(exc).__name__}: {first}"
 
 
 def _peek_epoch(path: Path) -> int:

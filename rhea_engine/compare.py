@@ -176,6 +176,7 @@ def compare_runs(
     store: Any, handles: Sequence[str], metric: str = "test_loss", width: int = 0
 ) -> dict[str, Any]:
     """Everything `rhea compare` shows, JSON-able: params, table, and the series of each run."""
+    from rhea_engine.importer import compared_parameters
     from rhea_engine.runs.refresh import refresh
 
     refresh(store)
@@ -189,7 +190,7 @@ def compare_runs(
     return {
         "runs": [row.name for row in rows],
         "metric": metric,
-        "params": differing_params({row.name: row.config for row in rows}),
+        "params": differing_params({row.name: compared_parameters(row) for row in rows}),
         "table": metric_table(rows, series, metric),
         "evaluation": evaluation_table({row.name: row.evaluation for row in rows}),
         "series": {

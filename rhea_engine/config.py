@@ -351,13 +351,22 @@ SHORTCUTS = {
 }
 
 
-# upstream parms names (with dots) for Rhea keys, as upstream's parameters.txt and Syne Tune
-# search spaces write them
+# Upstream parms names of settings Rhea has under another name, as upstream's parameters.txt
+# and Syne Tune search spaces write them. A parameter that already has Rhea's own name wins over
+# a renamed one (not-main writes both `weight_decay`, which its optimizer uses, and
+# `adamw.weight_decay`).
 UPSTREAM_KEYS = {
+    "op": "optimizer",
+    "lr": "learning_rate",
+    "seed": "random_seed",
     "loader.batch_size": "batch_size",
+    "weightedrandomsampler.epoch_num_samples": "epoch_num_samples",
     "adamw.weight_decay": "weight_decay",
     "adamw.amsgrad": "amsgrad",
-    "weightedrandomsampler.epoch_num_samples": "epoch_num_samples",
+    # main's fixed task weights multiply the task losses as Rhea's loss multipliers do
+    "task_weight_stability": "loss_multiplier_stable",
+    "task_weight_growthrate": "loss_multiplier_growthrate",
+    "task_weight_unphysical": "loss_multiplier_unphysical",
 }
 
 

@@ -28,6 +28,14 @@ import torch
 
 from rhea_engine import __version__
 from rhea_engine.errors import ExportError, RheaError
+from rhea_engine.layouts import (
+    DEFAULT_LAYOUT,
+    DESCRIPTION,
+    MainLayout,
+    check_layout,
+    outputs_in_rhea_units,
+    to_layout,
+)
 from rhea_engine.physics.units import NDENS_TO_INVSEC
 from rhea_engine.strict_json import json_safe
 from rhea_engine.vocabulary import MISSING
@@ -63,6 +71,8 @@ class ExportResult:
     epoch: int
     parity: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    layout: str = DEFAULT_LAYOUT
+    sha256: str = ""
 
 
 @contextlib.contextmanager
@@ -81,6 +91,30 @@ def quiet_torchscript() -> Iterator[None]:
             category=FutureWarning,
         )
         yield
+
+
+@contextlib.contextmanager
+def private_tmpdir() -> Iterator[None]:
+    """Point TMPDIR at a private folder, removed afterwards with whatever was put there.
+
+    Loading an AOTInductor package extracts it into a fresh folder under the temporary
+    directory (std::filesystem::temp_directory_path, which reads TMPDIR) and never removes
+    it. Once loaded, the shared library and its weights are mapped into memory, so the
+    extracted files can go.
+    """
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="rhea-aoti-")
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def random_physical_F4(
@@ -205,11 +239,17 @@ def export_model(
     device: str = "cpu",
     parity_cells: int = PARITY_CELLS,
     progress: Progress | None = None,
+    layout: str = DEFAULT_LAYOUT,
 ) -> ExportResult:
-    """Export an eager FFI model to `path`, check it against the eager model, write its card."""
+    """Export an eager FFI model to `path`, check it against the eager model, write its card.
+
+    `layout` main gives predict_all upstream main's layout (rhea_engine.layouts); the parity
+    check converts its outputs back and compares them with the eager model's.
+    """
     say = progress or (lambda _msg: None)
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    check_layout(layout)
     target = Path(path).expanduser().resolve()
     _check_writable(target)
     start = time.perf_counter()
@@ -219,25 +259,28 @@ def export_model(
     F4_check = random_physical_F4(parity_cells, NF, seed=12345, dtype=dtype).to(device)
     with torch.inference_mode():
         eager = model.predict_all(F4_check)  # type: ignore[operator]
-    full_card = {**card, **_card_common(fmt, device, dtype, NF)}
+    module = MainLayout(model).eval() if layout == "main" else model
+    F4_input = to_layout(F4_check, layout)
+    full_card = {**card, **_card_common(fmt, device, dtype, NF, layout)}
     tmp = _tmp_or_fail(target)
     try:
         if fmt == "torchscript":
             say("Converting to TorchScript")
-            scripted = script_model(model)
+            scripted = script_model(module)
             with quiet_torchscript():
                 torch.jit.save(scripted, str(tmp), _extra_files={CARD_ENTRY: card_json(full_card)})
                 loaded = torch.jit.load(str(tmp), map_location=device)
             with torch.inference_mode():
-                exported = loaded.predict_all(F4_check)
+                exported = loaded.predict_all(F4_input)
         else:
             say("Compiling an AOTInductor package (C++ compilation, this takes a while)")
-            package_aoti(model, tmp, F4_check[: min(parity_cells, 1024)], full_card)
-            with quiet_torchscript():
+            package_aoti(module, tmp, F4_input[: min(parity_cells, 1024)], full_card)
+            with quiet_torchscript(), private_tmpdir():
                 runner = torch._inductor.aoti_load_package(str(tmp))
             with torch.inference_mode():
-                exported = tuple(runner(F4_check))
+                exported = tuple(runner(F4_input))
         say("Checking the export against the trained model")
+        exported = outputs_in_rhea_units(exported, layout, F4_check.shape[0], NF)
         diffs = compare_predictions(F4_check, eager, exported)
         _check_parity(diffs, target)
         os.replace(tmp, target)
@@ -247,6 +290,22 @@ def export_model(
         raise ExportError(f"Cannot write the model to {target}: {exc.strerror or exc}.") from None
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+    card_path = write_card_beside(target, full_card, diffs)
+    return ExportResult(
+        path=target,
+        card_path=card_path,
+        format=fmt,
+        device=device,
+        epoch=int(card.get("checkpoint", {}).get("epoch", -1)),
+        parity=diffs,
+        seconds=time.perf_counter() - start,
+        layout=layout,
+        sha256=full_card["file"]["sha256"],
+    )
+
+
+def write_card_beside(target: Path, full_card: dict[str, Any], diffs: dict[str, float]) -> Path:
+    """Complete the card with the file's hash and the parity figures; write it beside `target`."""
     full_card["file"] = {
         "name": target.name,
         "sha256": _sha256(target),
@@ -265,15 +324,7 @@ def export_model(
         ) from None
     finally:
         shutil.rmtree(tmp_card.parent, ignore_errors=True)
-    return ExportResult(
-        path=target,
-        card_path=card_path,
-        format=fmt,
-        device=device,
-        epoch=int(card.get("checkpoint", {}).get("epoch", -1)),
-        parity=diffs,
-        seconds=time.perf_counter() - start,
-    )
+    return card_path
 
 
 def package_aoti(
@@ -292,6 +343,7 @@ def package_aoti(
                     "aot_inductor.metadata": {
                         "rhea_model": "predict_all",
                         "rhea_device": str(card["device"]),
+                        "rhea_layout": str(card.get("layout", DEFAULT_LAYOUT)),
                     }
                 },
             )
@@ -310,26 +362,39 @@ def card_json(card: dict[str, Any], indent: int | None = None) -> str:
 
 
 def card_path_for(model_path: Path) -> Path:
-    """The model card beside an exported file: model.pt -> model.card.json."""
-    return model_path.with_name(model_path.stem + ".card.json")
+    """The model card beside an exported file, named after the whole file name (so the cards
+    of model.pt and model.pt2 differ): model.pt -> model.pt.card.json."""
+    return model_path.with_name(model_path.name + ".card.json")
 
 
-def _card_common(fmt: str, device: str, dtype: torch.dtype, NF: int) -> dict[str, Any]:
-    methods = list(METHODS) if fmt == "torchscript" else ["predict_all (as forward)"]
+#: Methods of a main-layout TorchScript export (all in upstream main's layout).
+MAIN_LAYOUT_METHODS = ("predict_all", "predict_stability", "convert_y_to_2flavor")
+
+
+def _card_common(
+    fmt: str, device: str, dtype: torch.dtype, NF: int, layout: str = DEFAULT_LAYOUT
+) -> dict[str, Any]:
+    if fmt != "torchscript":
+        methods = ["predict_all (as forward)"]
+    else:
+        methods = list(METHODS if layout == DEFAULT_LAYOUT else MAIN_LAYOUT_METHODS)
+    described = DESCRIPTION[layout]
+    shape = f"[N, 4, 2, {NF}]" if layout == DEFAULT_LAYOUT else f"[N, 2, {NF}, 4]"
     return {
         "format": fmt,
         "device": device,
+        "layout": layout,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "input": {
             "name": "F4_initial",
-            "shape": f"[N, 4, 2, {NF}]",
+            "shape": shape,
             "dtype": str(dtype),
             "units": "cm^-3",
-            "layout": "axis 1 (F_x, F_y, F_z, N); axis 2 nu, nubar; axis 3 flavor (e, mu, tau)",
+            "layout": described["input"],
         },
         "outputs": {
-            "F4_final": f"[N, 4, 2, {NF}] cm^-3",
-            "growthrate": "[N] 1/s",
+            "F4_final": described["F4_final"].replace("NF", str(NF)),
+            "growthrate": described["growthrate"],
             "stability": "[N] probability that the cell is stable",
         },
         "methods": methods,
@@ -430,21 +495,36 @@ def export_run(
     fmt: str = "torchscript",
     output: str | Path | None = None,
     progress: Progress | None = None,
+    layout: str | None = None,
 ) -> ExportResult:
-    """Export a checkpoint of run `handle` (latest, --best or --epoch N) from the Rhea home."""
+    """Export a checkpoint of run `handle` (latest, --best or --epoch N) from the Rhea home.
+
+    `layout`: not-main (the default) or main (rhea_engine.layouts). A run imported from
+    upstream with its TorchScript model files exports one of those files, re-saved with a card.
+    An AOTInductor package's sha256 is recorded in the home (rhea_engine.native_trust).
+    """
     from rhea_engine.checkpoint import load_checkpoint
+    from rhea_engine.export_upstream import export_upstream_run, upstream_model_files
     from rhea_engine.model import model_from_checkpoint
+    from rhea_engine.native_trust import record_export
     from rhea_engine.runs.refresh import refresh
     from rhea_engine.runs.store import Store
 
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    if layout is not None:
+        check_layout(layout)
     with contextlib.closing(Store.open_existing(home)) as store:
         store.get_run(handle)  # an unknown handle stops here, naming the known runs
         refresh(store, [handle])
         row = store.get_run(handle)
     if row.status == MISSING or row.path is None:
         raise ExportError(f"Nothing to export from run '{row.name}': {row.error}")
+    upstream_files = upstream_model_files(row)
+    if upstream_files:
+        return export_upstream_run(
+            row, upstream_files, best, epoch, cpu, fmt, output, layout, progress
+        )
     ckpt_path = resolve_checkpoint(row.path, best, epoch)
     ckpt = load_checkpoint(ckpt_path)
     try:
@@ -457,9 +537,12 @@ def export_run(
     config = dict(ckpt.get("config", {}))
     device = _export_device(cpu, str(config.get("device", "auto")))
     ckpt_epoch = int(ckpt.get("epoch", -1))
+    layout = layout or DEFAULT_LAYOUT
     if output is None:
         kind = "cpu" if device == "cpu" else "cuda"
-        output = row.path / "exports" / f"{row.name}_epoch{ckpt_epoch:05d}_{kind}{SUFFIX[fmt]}"
+        tag = "" if layout == DEFAULT_LAYOUT else "_main"
+        name = f"{row.name}_epoch{ckpt_epoch:05d}_{kind}{tag}{SUFFIX[fmt]}"
+        output = row.path / "exports" / name
     output = Path(output).expanduser()
     if fmt == "aoti" and output.suffix != ".pt2":
         raise ExportError(f"An AOTInductor package must be named *.pt2; got '{output.name}'.")
@@ -491,4 +574,9 @@ def export_run(
             "evaluation": row.evaluation,
         },
     }
-    return export_model(model, output, card, fmt=fmt, device=device, progress=progress)
+    result = export_model(
+        model, output, card, fmt=fmt, device=device, progress=progress, layout=layout
+    )
+    if fmt == "aoti":
+        record_export(home, result.sha256, result.path)
+    return result

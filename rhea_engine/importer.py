@@ -1,221 +1,46 @@
-"""Import upstream run folders (parameters.txt, loss.dat, model*_*.pt) as completed runs.
+"""Import upstream run folders (parameters.txt, loss.dat, trial_*.json, model*_*.pt) as runs.
 
-A folder with `parameters.txt` or `loss.dat` is one run; a folder holding several such
-folders becomes a sweep named after it. Upstream parameter names that are Rhea config keys
-(most are: DESIGN.md §2) map 1:1, a few renamed ones are translated, and anything else is
-kept in the run's meta. Every file is parsed before anything is written.
+A folder with one of those files is one run; a folder holding several such folders becomes a
+sweep named after it. Parameters Rhea knows map onto its config keys (config.UPSTREAM_KEYS);
+every other parameter is kept verbatim in the run's meta, and every loss.dat column becomes a
+metric under its upstream name. Every file is parsed before anything is written.
 """
 
 from __future__ import annotations
 
-import ast
-import math
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rhea_engine import config as cfgmod
-from rhea_engine.errors import ConfigError, ImportFormatError
+from rhea_engine.errors import ImportFormatError, RheaError
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter, read_config, write_config
-from rhea_engine.vocabulary import TASKS
+from rhea_engine.upstream_runs import (
+    LOSS_FILE,
+    PARAMETERS_FILE,
+    UpstreamRun,
+    is_run_folder,
+    parse_loss,
+    parse_parameters,
+    parse_run_folder,
+)
 
-PARAMETERS_FILE = "parameters.txt"
-LOSS_FILE = "loss.dat"
-_CHECKPOINT_RE = re.compile(r"^model(\d*)_([A-Za-z0-9:]+)\.pt$")
-_HEADER_RE = re.compile(r"^(\d+):(\S+)$")
+__all__ = [
+    "UPSTREAM_CHECKPOINT_KIND",
+    "find_run_folders",
+    "import_runs",
+    "imported_metadata",
+    "parse_loss",
+    "parse_parameters",
+    "parse_run_folder",
+]
+
+#: Checkpoint kind of an upstream TorchScript model file brought in by an import.
+UPSTREAM_CHECKPOINT_KIND = "upstream"
 _SANITIZE_RE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-# upstream activation classes and optimizers, by the names that appear in parameters.txt
-_ACTIVATIONS = {
-    "leakyrelu": "leaky_relu",
-    "relu": "relu",
-    "gelu": "gelu",
-    "silu": "silu",
-    "tanh": "tanh",
-}
-_OPTIMIZERS = {"adamw": "adamw", "adam": "adam", "sgd": "sgd"}
-_RENAMED = {
-    "op": "optimizer",
-    "lr": "learning_rate",
-    "seed": "random_seed",
-    "learn_task_weights": "task_weighting",
-    "do_learn_task_weights": "task_weighting",
-}
-
-
-@dataclass
-class UpstreamRun:
-    """One parsed upstream run folder."""
-
-    folder: Path
-    config: dict[str, Any]  # Rhea config keys (validated)
-    unmapped: dict[str, str] = field(default_factory=dict)  # upstream name -> raw value
-    epochs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    checkpoints: list[tuple[int, Path]] = field(default_factory=list)
-    derived: list[str] = field(default_factory=list)  # metrics computed, not read
-
-
-def is_run_folder(path: Path) -> bool:
-    return (path / PARAMETERS_FILE).is_file() or (path / LOSS_FILE).is_file()
-
-
-def _literal(text: str) -> Any:
-    """A parameter value: a Python literal where it is one (never evaluated), else the text."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-
-
-def parse_parameters(path: Path) -> dict[str, str]:
-    """`key = value` lines (blank lines and # comments skipped); raw value texts by key."""
-    out: dict[str, str] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"{path} is not a text file ({exc}).") from None
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if "=" not in stripped:
-            raise ImportFormatError(
-                f"{path}, line {number}: expected 'key = value', found {stripped[:60]!r}."
-            )
-        key, value = (part.strip() for part in stripped.split("=", 1))
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise ImportFormatError(
-                f"{path}, line {number}: '{key[:40]}' is not a parameter name; expected "
-                "'key = value'."
-            )
-        out[key] = value
-    return out
-
-
-def _translate(key: str, raw: str) -> tuple[str, Any] | None:
-    """(config key, value) for an upstream parameter, or None if Rhea has no such setting."""
-    value = _literal(raw)
-    key = _RENAMED.get(key, key)
-    if key == "optimizer":
-        name = re.sub(r"[^a-z]", "", str(value).lower().rsplit(".", 1)[-1])
-        matches = [v for k, v in _OPTIMIZERS.items() if name.endswith(k)]
-        return (key, max(matches, key=len)) if matches else None
-    if key == "activation":
-        name = re.sub(r"[^a-z]", "", str(value).lower().rsplit(".", 1)[-1])
-        return (key, _ACTIVATIONS[name]) if name in _ACTIVATIONS else None
-    if key == "task_weighting" and isinstance(value, bool):
-        return (key, "learned" if value else "fixed")
-    if key not in cfgmod.keys():
-        return None
-    if cfgmod.key_type(key) is tuple and isinstance(value, str):
-        value = [value]
-    return (key, value)
-
-
-def map_parameters(params: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Config values Rhea understands, and the rest (unknown or not acceptable) kept raw."""
-    mapped: dict[str, Any] = {}
-    unmapped: dict[str, str] = {}
-    for key, raw in params.items():
-        translated = _translate(key, raw)
-        if translated is None:
-            unmapped[key] = raw
-            continue
-        name, value = translated
-        try:
-            mapped[name] = cfgmod.coerce(name, value)
-            cfgmod.from_dict({name: mapped[name]})  # range checks of this key alone
-        except ConfigError:
-            mapped.pop(name, None)
-            unmapped[key] = raw
-    return mapped, unmapped
-
-
-def parse_loss(path: Path) -> tuple[list[str], list[tuple[int, dict[str, float]]]]:
-    """A tab-separated loss.dat with an `N:name` header; (column names, per-epoch metrics)."""
-    try:
-        lines = path.read_text().splitlines()
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"{path} is not a text file ({exc}).") from None
-    names: list[str] | None = None
-    rows: list[tuple[int, dict[str, float]]] = []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip().lstrip("#").strip()
-        if not stripped:
-            continue
-        fields = stripped.split("\t") if "\t" in stripped else stripped.split()
-        if names is None:
-            names = []
-            for position, item in enumerate(fields, start=1):
-                match = _HEADER_RE.match(item.strip())
-                if match is None or int(match.group(1)) != position:
-                    raise ImportFormatError(
-                        f"{path}, line {number}: expected a header of tab-separated "
-                        f"'N:name' columns (1:epoch, 2:..., ...), found {item.strip()[:40]!r} "
-                        f"in column {position}."
-                    )
-                names.append(match.group(2))
-            if len(set(names)) != len(names):
-                raise ImportFormatError(f"{path}, line {number}: the header repeats a column name.")
-            continue
-        if len(fields) != len(names):
-            raise ImportFormatError(
-                f"{path}, line {number}: {len(fields)} values, but the header names {len(names)} columns."
-            )
-        values: dict[str, float] = {}
-        for name, text in zip(names, fields, strict=True):
-            try:
-                values[name] = float(text)
-            except ValueError:
-                raise ImportFormatError(
-                    f"{path}, line {number}: column '{name}' holds {text.strip()[:30]!r}, not a number."
-                ) from None
-        epoch_value = values.pop("epoch", float(len(rows) + 1))
-        if not math.isfinite(epoch_value) or not float(epoch_value).is_integer():
-            raise ImportFormatError(
-                f"{path}, line {number}: the epoch {epoch_value} is not an integer."
-            )
-        rows.append((int(epoch_value), values))
-    if names is None:
-        raise ImportFormatError(
-            f"{path} is empty: expected a header line such as '1:epoch\\t2:...'."
-        )
-    return names, rows
-
-
-def _derive_totals(config: dict[str, Any], rows: list[tuple[int, dict[str, float]]]) -> list[str]:
-    """Fill train_loss/test_loss as the multiplier-weighted sum of task losses where missing."""
-    derived = []
-    full = cfgmod.from_dict(config)
-    for split in ("train", "test"):
-        total = f"{split}_loss"
-        parts = [(f"{task}_{split}_loss", full.loss_multiplier(task)) for task in TASKS]
-        if not rows or total in rows[0][1] or not any(p in rows[0][1] for p, _ in parts):
-            continue
-        for _, metrics in rows:
-            metrics[total] = sum(w * metrics[p] for p, w in parts if p in metrics)
-        derived.append(total)
-    return derived
-
-
-def parse_run_folder(folder: Path) -> UpstreamRun:
-    """Read one upstream run folder completely (no writes)."""
-    params_file, loss_file = folder / PARAMETERS_FILE, folder / LOSS_FILE
-    params = parse_parameters(params_file) if params_file.is_file() else {}
-    config, unmapped = map_parameters(params)
-    _, rows = parse_loss(loss_file) if loss_file.is_file() else ([], [])
-    run = UpstreamRun(folder=folder, config=config, unmapped=unmapped, epochs=rows)
-    run.derived = _derive_totals(config, rows)
-    for item in sorted(folder.iterdir()):
-        match = _CHECKPOINT_RE.match(item.name)
-        if match and item.is_file():
-            epoch = int(match.group(1)) if match.group(1) else (rows[-1][0] if rows else 0)
-            run.checkpoints.append((epoch, item))
-    run.checkpoints.sort(key=lambda pair: (pair[0], pair[1].name))
-    return run
+_ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def find_run_folders(directory: Path) -> tuple[list[Path], bool]:
@@ -281,6 +106,35 @@ def import_runs(
     return created
 
 
+def _meta(upstream: UpstreamRun) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "imported_from": str(upstream.folder),
+        "upstream_branch": upstream.branch,
+    }
+    if upstream.unmapped:
+        meta["upstream_parameters"] = upstream.unmapped
+    if upstream.renamed:
+        meta["upstream_renamed"] = upstream.renamed
+    if upstream.columns:
+        meta["upstream_columns"] = upstream.columns
+    if upstream.summary is not None:
+        meta["upstream_trial_summary"] = upstream.summary
+    if upstream.derived:
+        meta["derived_metrics"] = upstream.derived
+    if upstream.notes:
+        meta["import_notes"] = upstream.notes
+    return meta
+
+
+def _final_status(upstream: UpstreamRun) -> tuple[str, dict[str, Any]]:
+    """completed, or failed where main's trial_summary.json says the trial failed."""
+    summary = upstream.summary or {}
+    if summary.get("status") == "failed":
+        error = f"{summary.get('error_type', 'Error')}: {summary.get('error', '')}".strip()
+        return "failed", {"error": f"The upstream trial failed ({error})."}
+    return "completed", {}
+
+
 def _write_run(
     store: Any,
     run_name: str,
@@ -294,21 +148,18 @@ def _write_run(
     created.append(row.name)
     path = Path(row.path)
     meta = read_config(path).get("meta", {})
-    meta["imported_from"] = str(upstream.folder)
-    if upstream.unmapped:
-        meta["upstream_parameters"] = upstream.unmapped
-    if upstream.derived:
-        meta["derived_metrics"] = upstream.derived
+    meta.update(_meta(upstream))
     write_config(path, config, meta)
     last_epoch = upstream.epochs[-1][0] if upstream.epochs else 0
+    status, fields = _final_status(upstream)
     with RunWriter(path) as writer:
         writer.start(
             pid=None,
             host=None,
             device=config["device"],
             slurm_job_id=None,
-            total_epochs=int(config.get("epochs") or last_epoch),
-            data=[],
+            total_epochs=int(upstream.config.get("epochs") or last_epoch),
+            data=upstream.data,
             imported_from=str(upstream.folder),
         )
         for epoch, metrics in upstream.epochs:
@@ -319,5 +170,64 @@ def _write_run(
                 shutil.copy2(source, target)
             else:
                 target = source
-            writer.checkpoint(epoch, target, "upstream")
-        writer.status("completed")
+            writer.checkpoint(epoch, target, UPSTREAM_CHECKPOINT_KIND)
+        writer.status(status, **fields)
+
+
+def imported_metadata(run_path: str | Path | None) -> dict[str, Any]:
+    """What an import kept beside the config (empty for runs Rhea trained itself)."""
+    if run_path is None:
+        return {}
+    try:
+        meta = read_config(Path(run_path)).get("meta", {})
+    except RheaError:
+        return {}
+    if not isinstance(meta, dict) or "imported_from" not in meta:
+        return {}
+    return meta
+
+
+def import_summary(
+    meta: dict[str, Any], checkpoints: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(label, text) lines that `rhea show` prints for an imported run; none for Rhea's own."""
+    if not meta:
+        return []
+    lines = [("from", f"{meta['imported_from']} (upstream {meta.get('upstream_branch', '?')})")]
+    for key, value in (meta.get("upstream_parameters") or {}).items():
+        lines.append((f"upstream {key}", str(value)))
+    for key, target in (meta.get("upstream_renamed") or {}).items():
+        lines.append((f"upstream {key}", f"imported as {target}"))
+    summary = meta.get("upstream_trial_summary")
+    if isinstance(summary, dict):
+        figures = ", ".join(
+            f"{key} {summary[key]}"
+            for key in ("status", "metric", "mode", "best_epoch", "best_metric_value")
+            if key in summary
+        )
+        lines.append(("trial summary", figures))
+    for note in meta.get("import_notes") or []:
+        lines.append(("note", str(note)))
+    if any(c.get("kind") == UPSTREAM_CHECKPOINT_KIND for c in checkpoints):
+        lines.append(
+            (
+                "model files",
+                "upstream TorchScript (torch.jit.save), not Rhea checkpoints: predict with "
+                "`rhea predict FILE --nsm1`, copy one with a card with `rhea export RUN`; "
+                "a run cannot be resumed from them.",
+            )
+        )
+    return lines
+
+
+def compared_parameters(row: Any) -> dict[str, Any]:
+    """A run's config plus, for an imported run, its verbatim upstream parameters (prefixed
+    `upstream `), so that `rhea compare` shows those that differ too."""
+    meta = imported_metadata(row.path)
+    kept = meta.get("upstream_parameters") or {}
+    # reprs of functions name their memory address, which differs from run to run
+    shown = {
+        f"upstream {key}": _ADDRESS_RE.sub("", value) if isinstance(value, str) else value
+        for key, value in kept.items()
+    }
+    return {**row.config, **shown}

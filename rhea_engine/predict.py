@@ -14,7 +14,21 @@ import numpy as np
 import torch
 
 from rhea_engine.errors import DataError, ExportError
-from rhea_engine.export import CARD_ENTRY, METHODS, quiet_torchscript
+from rhea_engine.export import CARD_ENTRY, METHODS, private_tmpdir, quiet_torchscript
+from rhea_engine.layouts import (
+    DEFAULT_LAYOUT,
+    DESCRIPTION,
+    LAYOUTS,
+    outputs_in_rhea_units,
+    to_layout,
+)
+
+
+class ModelFileError(ExportError):
+    """A model file that cannot be used for predictions (missing, foreign, damaged, untrusted)."""
+
+    title = "Model file error"
+
 
 F4_INITIAL = "F4_initial(1|ccm)"
 PREDICT_CHUNK = 65536
@@ -45,7 +59,11 @@ def nsm1_F4() -> np.ndarray:
 
 @dataclass
 class ExportedModel:
-    """An exported model loaded for prediction: TorchScript (.pt) or AOTInductor (.pt2)."""
+    """An exported model loaded for prediction: TorchScript (.pt) or AOTInductor (.pt2).
+
+    `layout` is the layout its predict_all takes (rhea_engine.layouts); `origin` is "rhea" for
+    a file with a Rhea model card and "upstream" for an upstream TorchScript file.
+    """
 
     path: Path
     format: str
@@ -54,40 +72,89 @@ class ExportedModel:
     dtype: torch.dtype = torch.float32
     card: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    layout: str = DEFAULT_LAYOUT
+    origin: str = "rhea"
 
     def predict_all(self, F4_initial: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(F4_final, growth rate in 1/s, stability) as float64 arrays."""
-        with torch.inference_mode():
-            out = self.predict(torch.as_tensor(F4_initial).to(self.device, self.dtype))
-        if len(out) != 3:
-            raise ExportError(
-                f"{self.path} returned {len(out)} outputs from predict_all; a Rhea "
-                "model returns three (F4_final, growth rate, stability)."
+        """(F4_final [N,4,2,NF], growth rate in 1/s, stability) as float64 arrays, whatever the
+        model's layout; single-cell outputs squeezed to 0-d (upstream not-main) are reshaped."""
+        n = int(F4_initial.shape[0])
+        F4 = to_layout(torch.as_tensor(F4_initial), self.layout).to(self.device, self.dtype)
+        try:
+            with torch.inference_mode():
+                out = self.predict(F4.contiguous())
+        except Exception as exc:  # a model's own checks surface as torch.jit.Error and friends
+            lines = str(exc).strip().splitlines()
+            hint = (
+                " Upstream main's models stop on cells with a flux below float32 resolution; "
+                "`rhea data inspect FILE` counts them."
+                if self.origin == "upstream" and self.layout == "main"
+                else ""
             )
-        F4_final, growth, stability = (t.detach().double().cpu().numpy() for t in out)
-        return F4_final, growth, stability
+            raise ModelFileError(
+                f"{self.path} failed on these inputs "
+                f"({lines[-1] if lines else type(exc).__name__}).{hint}"
+            ) from exc
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise ModelFileError(
+                f"{self.path} returned {len(out) if isinstance(out, (tuple, list)) else 1} "
+                "output(s) from predict_all; an FFI model returns three (F4_final, growth rate, "
+                "stability)."
+            )
+        try:
+            F4_final, growth, stability = outputs_in_rhea_units(tuple(out), self.layout, n, self.NF)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"{self.path} returned outputs of unexpected shapes for {n} cells in the "
+                f"{self.layout} layout ({_first_line(exc)})."
+            ) from None
+        return F4_final.numpy(), growth.numpy(), stability.numpy()
+
+    def describe(self) -> str:
+        """One line: what the file is and what its predict_all takes."""
+        what = "Rhea export" if self.origin == "rhea" else "upstream TorchScript model"
+        return (
+            f"{self.path.name}: {what} ({self.format}, {self.layout} layout: "
+            f"{DESCRIPTION[self.layout]['input']}; growth rate {DESCRIPTION[self.layout]['growthrate']})"
+        )
 
 
-def _not_rhea(path: Path, why: str) -> ExportError:
-    return ExportError(
-        f"{path} is not a Rhea model ({why}). `rhea predict` takes a file written by "
-        "`rhea export RUN` (TorchScript .pt, or an AOTInductor .pt2 package); a training "
-        "checkpoint must be exported first."
+def _not_rhea(path: Path, why: str) -> ModelFileError:
+    return ModelFileError(
+        f"{path} is not an FFI model Rhea can use ({why}). `rhea predict` takes a file written "
+        "by `rhea export RUN` (TorchScript .pt, or an AOTInductor .pt2 package) or an upstream "
+        "TorchScript model (model<epoch>_<device>.pt); a training checkpoint must be exported "
+        "first."
     )
 
 
-def load_exported(path: str | Path) -> ExportedModel:
-    """Load an exported model, checking that it is a Rhea FFI model."""
+def _check_model_file(file: Path) -> None:
+    if not file.exists():
+        raise ModelFileError(f"The model file {file} does not exist.")
+    if file.is_dir():
+        raise ModelFileError(
+            f"{file} is a directory, not a model file. Name the exported file inside it (a .pt "
+            "or .pt2 written by `rhea export`)."
+        )
+
+
+def load_exported(
+    path: str | Path, home: str | Path | None = None, trust_native_code: bool = False
+) -> ExportedModel:
+    """Load an exported (or upstream TorchScript) model, checking that it is an FFI model.
+
+    An AOTInductor package is opened only if `home` exported it or `trust_native_code`
+    (rhea_engine.native_trust): opening one loads the shared library inside it.
+    """
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ExportError(f"The model file {file} does not exist.")
+    _check_model_file(file)
     if not zipfile.is_zipfile(file):
         raise _not_rhea(file, "not a TorchScript or AOTInductor archive")
     with zipfile.ZipFile(file) as archive:
         names = archive.namelist()
     is_aoti = any("/data/aotinductor/" in name for name in names)
     if file.suffix == ".pt2" or is_aoti:
-        return _load_aoti(file, is_aoti)
+        return _load_aoti(file, is_aoti, home, trust_native_code)
     if not any("/code/" in name for name in names):
         saved = any(name.endswith("/data.pkl") for name in names)
         raise _not_rhea(
@@ -103,31 +170,68 @@ def load_exported(path: str | Path) -> ExportedModel:
             module = torch.jit.load(str(file), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # torch.jit.load raises RuntimeError and friends
         raise _not_rhea(file, f"not a TorchScript module: {_first_line(exc)}") from exc
-    missing = [m for m in METHODS if not hasattr(module, m)]
+    if extra[CARD_ENTRY]:
+        card = parse_card(extra[CARD_ENTRY], f"The model card inside {file}")
+    else:
+        card = _card_beside(file)
+    layout, origin = _layout_of(module, card, file)
+    required = METHODS if layout == DEFAULT_LAYOUT and origin == "rhea" else ("predict_all",)
+    missing = [m for m in required if not hasattr(module, m)]
     if missing:
         raise _not_rhea(file, f"it lacks the method(s) {', '.join(missing)}")
-    card = json.loads(extra[CARD_ENTRY]) if extra[CARD_ENTRY] else _card_beside(file)
     params = list(module.parameters())
     dtype = params[0].dtype if params else torch.float32
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = module.to(device)
+    NF = _card_NF(card) if card else int(getattr(module, "NF", 3))
     return ExportedModel(
         path=file,
         format="torchscript",
         predict=module.predict_all,
-        NF=_card_NF(card),
+        NF=NF,
         dtype=dtype,
         card=card,
         device=device,
+        layout=layout,
+        origin=origin,
     )
 
 
-def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
+def _layout_of(module: Any, card: dict[str, Any], file: Path) -> tuple[str, str]:
+    """(layout, origin): from the card, else from the methods an upstream file has."""
+    if card:
+        layout = str(card.get("layout", DEFAULT_LAYOUT))
+        if layout not in LAYOUTS:
+            raise ModelFileError(
+                f"The model card of {file} names the layout '{layout}'; Rhea knows "
+                f"{', '.join(LAYOUTS)}."
+            )
+        origin = "upstream" if isinstance(card.get("origin"), dict) else "rhea"
+        return layout, origin
+    if not hasattr(module, "predict_all"):
+        raise _not_rhea(file, "it lacks the method predict_all")
+    return ("not-main" if hasattr(module, "X_from_F4") else "main"), "upstream"
+
+
+def _load_aoti(
+    file: Path, is_aoti: bool, home: str | Path | None, trust_native_code: bool
+) -> ExportedModel:
     """An AOTInductor package written by `rhea export --format aoti`."""
+    from rhea_engine.native_trust import exported_here, sha256_of
+
     if not is_aoti:
         raise _not_rhea(file, "not an AOTInductor package")
+    if not trust_native_code and not exported_here(home, sha256_of(file)):
+        raise ModelFileError(
+            f"{file} is an AOTInductor package: opening it loads the shared library inside it, "
+            "which runs native code on this machine. The Rhea home "
+            f"{home if home is not None else '(none given)'} did not export it (its sha256 is "
+            "not on record), so it was not opened. If you trust where it comes from, pass "
+            "--trust-native-code; a TorchScript export (.pt) holds no native code.",
+            title="Untrusted native code",
+        )
     try:
-        with quiet_torchscript():
+        with quiet_torchscript(), private_tmpdir():
             runner = torch._inductor.aoti_load_package(str(file))
     except Exception as exc:  # the loader raises many types for foreign files
         raise _not_rhea(file, f"the AOTInductor package does not load: {_first_line(exc)}") from exc
@@ -136,6 +240,7 @@ def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
         raise _not_rhea(file, "the package has no Rhea metadata")
     card = _card_beside(file)
     device = str(metadata.get("rhea_device", card.get("device", "cpu")))
+    layout = str(metadata.get("rhea_layout", card.get("layout", DEFAULT_LAYOUT)))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ExportError(
             f"{file} was compiled for CUDA ({device}) and this machine has no "
@@ -149,6 +254,7 @@ def _load_aoti(file: Path, is_aoti: bool) -> ExportedModel:
         NF=_card_NF(card),
         card=card,
         device=device,
+        layout=layout if layout in LAYOUTS else DEFAULT_LAYOUT,
     )
 
 
@@ -157,18 +263,44 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _card_beside(file: Path) -> dict[str, Any]:
-    card = file.with_name(file.stem + ".card.json")
+def parse_card(text: str, where: str) -> dict[str, Any]:
+    """A model card's JSON object; anything else is a clear error naming `where`."""
     try:
-        return dict(json.loads(card.read_text())) if card.is_file() else {}
-    except (OSError, ValueError):
-        return {}
+        card = json.loads(text)
+    except ValueError as exc:
+        raise ModelFileError(f"{where} is not valid JSON ({exc}); the file is damaged.") from None
+    if not isinstance(card, dict):
+        raise ModelFileError(
+            f"{where} must be a JSON object, but it is a {type(card).__name__}; the file is "
+            "damaged or was not written by `rhea export`."
+        )
+    if "config" in card and not isinstance(card["config"], dict):
+        raise ModelFileError(f"{where} has a 'config' that is not a JSON object.")
+    return card
+
+
+def _card_beside(file: Path) -> dict[str, Any]:
+    """The card beside a file (model.pt.card.json; model.card.json from older exports)."""
+    for card in (
+        file.with_name(file.name + ".card.json"),
+        file.with_name(file.stem + ".card.json"),
+    ):
+        try:
+            if not card.is_file():
+                continue
+            found = parse_card(card.read_text(), str(card))
+        except (OSError, UnicodeDecodeError, ModelFileError):
+            continue
+        named = found.get("file", {}).get("name") if isinstance(found.get("file"), dict) else None
+        if named in (None, file.name):
+            return found
+    return {}
 
 
 def _card_NF(card: dict[str, Any]) -> int:
     try:
         return int(card.get("config", {}).get("NF", 3))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return 3
 
 
@@ -210,7 +342,11 @@ def read_F4_initial(path: str | Path, NF: int) -> np.ndarray:
     """F4_initial [N, 4, 2, NF] of an HDF5 file, with clear errors for anything else."""
     import h5py
 
+    from rhea_engine.data.io import refuse_complex
+
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"The input file {file} is a directory; name an HDF5 file inside it.")
     if not file.is_file():
         raise DataError(f"The input file {file} does not exist.")
     try:
@@ -220,6 +356,7 @@ def read_F4_initial(path: str | Path, NF: int) -> np.ndarray:
                     f"The input file {file} has no dataset '{F4_INITIAL}' (it has: "
                     f"{', '.join(sorted(h5.keys())) or 'nothing'})."
                 )
+            refuse_complex(h5[F4_INITIAL], F4_INITIAL, file)
             F4 = np.asarray(h5[F4_INITIAL][...], dtype=np.float64)
     except OSError as exc:
         raise DataError(f"The input file {file} is not a readable HDF5 file ({exc}).") from None

@@ -118,10 +118,22 @@ def _dataset(p: Path, h5: Any, name: str) -> FloatArray:
     obj = h5[name]
     if not isinstance(obj, h5py.Dataset):
         raise _fail(p, f"'{name}' is a group, not a dataset.")
+    refuse_complex(obj, name, p)
     try:
         return np.asarray(obj[()], dtype=np.float64)
     except (TypeError, ValueError, OSError) as exc:
         raise _fail(p, f"the dataset '{name}' cannot be read as numbers ({exc}).") from None
+
+
+def refuse_complex(dataset: Any, name: str, path: Path) -> None:
+    """Complex numbers are refused, never cut to their real part (h5py stores them as compounds)."""
+    if np.dtype(getattr(dataset, "dtype", None) or "f8").kind == "c":
+        raise _fail(
+            path,
+            f"the dataset '{name}' holds complex numbers ({dataset.dtype}); four-fluxes, growth "
+            "rates and labels are real. Rhea does not drop imaginary parts: write the real "
+            "values you mean.",
+        )
 
 
 def _read_f4(p: Path, h5: Any, name: str) -> tuple[FloatArray, int]:

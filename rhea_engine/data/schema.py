@@ -20,6 +20,20 @@ NF = "nf"
 CONSERVATION_TOLERANCE = 1e-3
 #: Negative densities down to this fraction of ntot are rounding: set to zero with their flux.
 NEGATIVE_DENSITY_TOLERANCE = 1e-3
+#: A non-zero flux below this fraction of ntot is lost by float32 code that normalizes by ntot:
+#: its square is below float32's smallest normal number (flushed to zero on GPUs; zero or
+#: denormal on CPUs), so |F| comes out 0 and F/|F| is not finite. sqrt(1.1755e-38) = 1.0842e-19.
+FLOAT32_FLUX_FLOOR = float(np.sqrt(np.finfo(np.float32).tiny))
+
+
+def rows_with_unresolved_flux(F4: NDArray[np.float64]) -> int:
+    """Rows where some species has a flux 0 < |F| < FLOAT32_FLUX_FLOOR * ntot."""
+    if F4.shape[0] == 0:
+        return 0
+    total = F4[:, 3].sum(axis=(1, 2))
+    fmag = np.sqrt((F4[:, :3] ** 2).sum(axis=1))
+    tiny = (fmag > 0) & (fmag < FLOAT32_FLUX_FLOOR * np.abs(total)[:, None, None])
+    return int(tiny.any(axis=(1, 2)).sum())
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,32 @@ def _label_and_mix(F4: FloatArray, family: NDArray[np.int8]) -> SynthSamples:
     )
 
 
-def _check_args(n: int, seed: int, noise: float = 0.0) -> None:
+def raise_small_flux_factors(F4: FloatArray, min_flux_factor: float) -> FloatArray:
+    """Species whose flux factor is above 0 but below `min_flux_factor` get exactly that one.
+
+    The direction is kept and zero fluxes stay zero. Physically nothing is wrong with a flux of
+    1e-19 N, but codes that compute in float32 lose it (its square underflows): this keeps such
+    states out of data meant for them. Applied before labelling, so labels and final states
+    belong to the states as written.
+    """
+    if min_flux_factor <= 0:
+        return F4
+    out = F4.copy()
+    density = out[:, 3]
+    fmag = flux_magnitude(out)
+    small = (fmag > 0) & (density > 0) & (fmag < min_flux_factor * density)
+    if small.any():
+        scale = np.where(small, min_flux_factor * density / np.where(small, fmag, 1.0), 1.0)
+        out[:, :3] *= scale[:, None]
+    return out
+
+
+def _check_args(n: int, seed: int, noise: float = 0.0, min_flux_factor: float = 0.0) -> None:
+    if not (0.0 <= min_flux_factor <= MAX_FLUX_FACTOR):
+        raise DataError(
+            f"The minimum flux factor must be in [0, {MAX_FLUX_FACTOR}] (the largest flux factor "
+            f"the generator draws), got {min_flux_factor!r}."
+        )
     if not (0.0 <= noise < 1.0):
         raise DataError(f"The noise level must be in [0, 1) (a fraction of N_e), got {noise!r}.")
     if isinstance(n, bool) or int(n) != n or n < 0:
@@ -240,20 +265,26 @@ def _check_workers(workers: int) -> int:
 
 
 def iter_chunks(
-    n: int, seed: int, chunk: int = DEFAULT_CHUNK, noise: float = 0.0, workers: int = 1
+    n: int,
+    seed: int,
+    chunk: int = DEFAULT_CHUNK,
+    noise: float = 0.0,
+    workers: int = 1,
+    min_flux_factor: float = 0.0,
 ) -> Iterator[SynthSamples]:
     """Generate `n` samples for `seed` in chunks (rounded up to whole blocks of 4096 rows), in order.
 
     With `workers` > 1, chunks are computed by that many threads, at most `workers` + 1 chunks
     in flight. The output does not depend on `workers`, bit for bit: the chunks are the same.
     """
-    _check_args(n, seed, noise)
+    _check_args(n, seed, noise, min_flux_factor)
     workers = _check_workers(workers)
     keep_freed_memory()
     chunk = max(BLOCK, (int(chunk) + BLOCK - 1) // BLOCK * BLOCK)
 
     def one(start: int) -> SynthSamples:
         F4, family = _initial(min(chunk, n - start), seed, start)
+        F4 = raise_small_flux_factors(F4, min_flux_factor)
         return add_noise(_label_and_mix(F4, family), noise, seed, start)
 
     starts = range(0, n, chunk)
@@ -276,10 +307,15 @@ def iter_chunks(
 
 
 def generate(
-    n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, noise: float = 0.0, workers: int = 1
+    n: int,
+    seed: int = 0,
+    chunk: int = DEFAULT_CHUNK,
+    noise: float = 0.0,
+    workers: int = 1,
+    min_flux_factor: float = 0.0,
 ) -> SynthSamples:
     """All `n` samples in memory (use synth_to_dir for large n): deterministic for a seed."""
-    parts = list(iter_chunks(n, seed, chunk, noise, workers))
+    parts = list(iter_chunks(n, seed, chunk, noise, workers, min_flux_factor))
     if not parts:
         empty = np.zeros((0, 4, 2, NUM_FLAVORS))
         return SynthSamples(empty, empty.copy(), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
@@ -298,6 +334,12 @@ def _append(dataset: object, values: np.ndarray) -> None:
     dataset[old:] = values  # type: ignore[index]
 
 
+def synth_paths(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files `synth_to_dir` writes into `directory`, by kind."""
+    out = Path(directory).expanduser()
+    return {"asymptotic": out / "asymptotic.h5", "stable": out / "stable.h5"}
+
+
 def synth_to_dir(
     directory: str | os.PathLike[str],
     n: int,
@@ -306,14 +348,17 @@ def synth_to_dir(
     chunk: int = DEFAULT_CHUNK,
     noise: float = 0.0,
     workers: int | None = None,
+    min_flux_factor: float = 0.0,
+    force: bool = False,
 ) -> SynthResult:
     """Write DIR/asymptotic.h5 (unstable rows) and DIR/stable.h5 (all rows, labelled), streaming.
 
     `workers` threads compute the chunks (None: every usable core); the files do not depend on it.
+    Existing files are replaced only with `force` (checked before any work).
     """
     import h5py
 
-    _check_args(n, seed, noise)
+    _check_args(n, seed, noise, min_flux_factor)
     workers = default_workers() if workers is None else _check_workers(workers)
     if n == 0:
         raise DataError("Asked for 0 synthetic samples; give --n of at least 1.")
@@ -324,7 +369,13 @@ def synth_to_dir(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"Cannot create the directory {out}: {exc.strerror}.") from None
-    final_paths = {"asymptotic": out / "asymptotic.h5", "stable": out / "stable.h5"}
+    final_paths = synth_paths(out)
+    existing = [str(p) for p in final_paths.values() if p.exists()]
+    if existing and not force:
+        raise DataError(
+            f"Not overwriting {' and '.join(existing)}: runs may have recorded these files by "
+            "path and sha256. Choose another directory, or pass --force to replace them."
+        )
     tmp = {k: p.with_name(f".{p.name}.{os.getpid()}.tmp") for k, p in final_paths.items()}
     counts = np.zeros(len(FAMILIES), dtype=np.int64)
     unstable_counts = np.zeros(len(FAMILIES), dtype=np.int64)
@@ -356,10 +407,11 @@ def synth_to_dir(
                 h5.attrs["generator"] = "rhea synthetic (PHYSICS.md section 8)"
                 h5.attrs["seed"] = int(seed)
                 h5.attrs["noise"] = float(noise)
+                h5.attrs["min_flux_factor"] = float(min_flux_factor)
                 h5.attrs["families"] = ",".join(FAMILIES)
             if progress is not None:
                 progress(0, n)
-            for part in iter_chunks(n, seed, chunk, noise, workers):
+            for part in iter_chunks(n, seed, chunk, noise, workers, min_flux_factor):
                 rows = part.stable == 0
                 _append(a_init, part.F4_initial[rows])
                 _append(a_final, part.F4_final[rows])

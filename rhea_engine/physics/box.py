@@ -42,9 +42,15 @@ class MixingGrid:
 
 
 def _e_and_x(F4: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Electron-flavor four-flux [N, 4, 2] and the heavy-flavor mean [N, 4, 2]."""
-    heavy = F4[..., 1] if F4.shape[3] == 2 else F4[..., 1:].mean(axis=3)
-    return F4[..., 0], heavy
+    """Electron-flavor four-flux [N, 4, 2] and the four-flux of one heavy flavor [N, 4, 2].
+
+    With NF >= 3 the heavy flavors are averaged. With NF = 2 the second flavor is x = mu + tau
+    (as in `convert_y_to_2flavor`), so one heavy flavor holds half of it: the three-flavor
+    prescription then runs unchanged and x receives what mu and tau together would.
+    """
+    if F4.shape[3] == 2:
+        return F4[..., 0], 0.5 * F4[..., 1]
+    return F4[..., 0], F4[..., 1:].mean(axis=3)
 
 
 Params = dict[tuple[int, str], ClosureParams]
@@ -133,9 +139,9 @@ def _box3d_chunk(
             d *= on_smaller
             moved += smaller_side * (d @ moments)  # [n, 4]: taken from e and given to x
             final[rows, :, s, 0] = F4[rows, :, s, 0] - moved
-            half = 0.5 * moved
+            share = moved / (nf - 1)  # what e gives up, split evenly over the heavy flavors
             for a in range(1, nf):
-                final[rows, :, s, a] = F4[rows, :, s, a] + half
+                final[rows, :, s, a] = F4[rows, :, s, a] + share
     growth = NDENS_TO_INVSEC * sqrt_ipim
     return final, growth, unstable, sqrt_ipim
 
@@ -143,9 +149,11 @@ def _box3d_chunk(
 def box3d(F4_initial: ArrayLike, order: int = MIXING_ORDER, chunk: int = CHUNK) -> Box3DResult:
     """Box3D asymptotic four-flux in delta form (PHYSICS.md §7), vectorized over samples.
 
-    Heavy flavors are averaged for the distributions; mu and tau both receive the x change,
-    so the flavor-summed four-flux of nu and of nubar and each flavor's N_nu - N_nubar are
-    conserved to rounding. Stable samples come back bit for bit unchanged with sigma = 0.
+    Heavy flavors are averaged for the distributions and what e gives up is split evenly over
+    the NF - 1 heavy flavors, so the flavor-summed four-flux of nu and of nubar and each
+    flavor's N_nu - N_nubar are conserved to rounding for any NF. At NF = 2 the second flavor
+    is x = mu + tau: the result is the three-flavor one with mu = tau = x/2, folded back.
+    Stable samples come back bit for bit unchanged with sigma = 0.
     """
     F4 = as_f4(F4_initial, "F4_initial")
     if F4.shape[3] < 2:

@@ -174,7 +174,17 @@ def run_details(
             title_align="left",
         )
     )
-    parts.append(Panel(metrics_table(series), title="metrics", title_align="left"))
+    from rhea_engine.importer import import_summary, imported_metadata
+
+    imported = import_summary(imported_metadata(row.path), row.checkpoints or [])
+    if imported:
+        upstream = Table.grid(padding=(0, 2))
+        for label, text in imported:
+            upstream.add_row(label, text)
+        parts.append(Panel(upstream, title="imported from upstream", title_align="left"))
+    parts.append(
+        Panel(metrics_table(series, every=bool(imported)), title="metrics", title_align="left")
+    )
     if row.checkpoints:
         checkpoints = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("epoch", "kind", "path"):
@@ -204,7 +214,9 @@ def config_table(row: RunRow, defaults: dict[str, Any]) -> Table:
     for key, value in sorted(changed.items()):
         config.add_row(key, str(value))
     for item in row.data or [
-        {"path": p, "kind": "file"} for p in row.config.get("database_list", [])
+        {"path": p, "kind": kind}
+        for key, kind in (("database_list", "file"), ("stable_database_list", "stable"))
+        for p in row.config.get(key, [])
     ]:
         sha = (item.get("sha256") or "")[:12]
         config.add_row(
@@ -213,7 +225,8 @@ def config_table(row: RunRow, defaults: dict[str, Any]) -> Table:
     return config
 
 
-def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
+def metrics_table(series: dict[str, list[tuple[int, float]]], every: bool = False) -> Table:
+    """Last and best of the main metrics; with `every`, of all (an import's own columns)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column, justify in (
         ("metric", "left"),
@@ -224,6 +237,8 @@ def metrics_table(series: dict[str, list[tuple[int, float]]]) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     order = ["train_loss", "test_loss", "ELN_violation", "ELN_violation_test", "learning_rate"]
     order += [f"{task}_test_loss" for task in TASKS]
+    if every:
+        order += sorted(name for name in series if name not in order)
     for name in order:
         points = series.get(name)
         if not points:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rhea_tui.common import console, handle_errors
+from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
 
 data_app = typer.Typer(
     name="data",
@@ -57,8 +57,26 @@ def synth(
             show_default=False,
         ),
     ] = None,
+    min_flux_factor: Annotated[
+        float,
+        typer.Option(
+            "--min-flux-factor",
+            help="Raise every non-zero flux factor below this to it (direction kept), before "
+            "labelling. The default 0 keeps the physical states; use e.g. 1e-6 for codes that "
+            "compute in float32, which lose fluxes below ~1e-19 of ntot.",
+            min=0.0,
+        ),
+    ] = 0.0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace asymptotic.h5 and stable.h5 if they exist."),
+    ] = False,
+    home: HomeOpt = None,
 ) -> None:
     """Write a synthetic data set: crossing-test labels and Box3D final states and growth rates.
+
+    Existing files are never replaced without --force; runs of the Rhea home that recorded
+    them are named either way.
 
     Example: rhea data synth ~/rhea-data --n 200000 --seed 7
     """
@@ -70,8 +88,19 @@ def synth(
         TimeRemainingColumn,
     )
 
-    from rhea_engine.data.synth import synth_to_dir
+    from rhea_engine.data.synth import synth_paths, synth_to_dir
 
+    existing = [p for p in synth_paths(directory).values() if p.exists()]
+    users = _runs_using(resolve_home(home), existing) if existing else {}
+    if existing and not force:
+        from rhea_engine.errors import DataError
+
+        used = _used_note(users)
+        raise DataError(
+            f"Not overwriting {' and '.join(str(p) for p in existing)}"
+            + (f": {used}" if used else "")
+            + ". Choose another directory, or pass --force to replace them."
+        )
     with Progress(
         TextColumn("Generating"),
         BarColumn(),
@@ -88,6 +117,13 @@ def synth(
             progress=lambda done, total: bar.update(task, completed=done),
             noise=noise,
             workers=workers,
+            min_flux_factor=min_flux_factor,
+            force=force,
+        )
+    if users:
+        err_console.print(
+            f"Replaced files that runs of this home used: {_used_note(users)}. Their recorded "
+            "sha256 no longer matches the files."
         )
     console.print(
         f"Wrote {result.asymptotic_path} ({result.n_unstable} unstable rows) and "
@@ -100,6 +136,34 @@ def synth(
         console.print(f"  {name:<15} {result.counts[name]:>9} samples  {fraction:6.1%} unstable")
 
 
+def _runs_using(home: Path, files: list[Path]) -> dict[str, list[str]]:
+    """{file: names of the runs of `home` that recorded it as data}; {} without a runs.db."""
+    from rhea_engine.errors import RheaError
+    from rhea_engine.runs.refresh import refresh
+    from rhea_engine.runs.store import Store
+
+    if not (home / "runs.db").is_file():
+        return {}
+    wanted = {str(f.resolve()): str(f) for f in files}
+    found: dict[str, list[str]] = {}
+    try:
+        with Store.open_existing(home) as store:
+            refresh(store)  # runs.db current with the run directories before reading it
+            for row in store.list_runs():
+                for item in row.data or []:
+                    path = item.get("path") if isinstance(item, dict) else None
+                    key = str(Path(str(path)).expanduser().resolve()) if path else ""
+                    if key in wanted:
+                        found.setdefault(wanted[key], []).append(row.name)
+    except RheaError:
+        return {}
+    return found
+
+
+def _used_note(users: dict[str, list[str]]) -> str:
+    return "; ".join(f"{path} was used by {', '.join(names)}" for path, names in users.items())
+
+
 def _range(values: Any) -> list[float] | None:
     return [float(values.min()), float(values.max())] if values.size else None
 
@@ -109,6 +173,7 @@ def summarize(path: Path) -> dict[str, Any]:
     import numpy as np
 
     from rhea_engine.data import detect_kind, load_asymptotic, load_stable
+    from rhea_engine.data.schema import FLOAT32_FLUX_FLOOR, rows_with_unresolved_flux
     from rhea_engine.physics import flux_factor
 
     kind = detect_kind(path)
@@ -126,6 +191,7 @@ def summarize(path: Path) -> dict[str, Any]:
             fraction_unstable=1.0,
             fraction_stable=0.0,
             growth_rate_range=_range(aset.growth_rate),
+            rows_flux_below_float32=rows_with_unresolved_flux(aset.F4_initial),
         )
     else:
         sset = load_stable(path)
@@ -140,7 +206,9 @@ def summarize(path: Path) -> dict[str, Any]:
             fraction_unstable=1.0 - stable,
             fraction_stable=stable,
             growth_rate_range=None,
+            rows_flux_below_float32=rows_with_unresolved_flux(sset.F4_initial),
         )
+    info["float32_flux_floor_of_ntot"] = FLOAT32_FLUX_FLOOR
     return info
 
 
@@ -181,6 +249,11 @@ def inspect(
         f"  labels                  {info['fraction_unstable']:.1%} unstable, {info['fraction_stable']:.1%} stable"
     )
     console.print(f"  growth rate (1/s)       {fmt(info['growth_rate_range'])}")
+    console.print(
+        f"  flux below float32      {info['rows_flux_below_float32']} rows with a species "
+        f"flux 0 < |F| < {info['float32_flux_floor_of_ntot']:.3g} ntot (lost by float32 code; "
+        "`rhea data synth --min-flux-factor` avoids them)"
+    )
 
 
 def register(app: typer.Typer) -> None:

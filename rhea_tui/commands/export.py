@@ -16,6 +16,11 @@ class ExportFormat(StrEnum):
     aoti = "aoti"
 
 
+class Layout(StrEnum):
+    not_main = "not-main"
+    main = "main"
+
+
 @handle_errors
 def export(
     run: Annotated[
@@ -50,10 +55,21 @@ def export(
             show_default=False,
         ),
     ] = None,
+    layout: Annotated[
+        Layout | None,
+        typer.Option(
+            "--layout",
+            help="Layout of predict_all: not-main (default; F4 [N,4,2,NF], growth rate in 1/s) "
+            "or main (upstream main's consumers: F4 [N,2,NF,4], growth rate in cm^-3). An "
+            "imported upstream model keeps its own layout.",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Export a run's model for simulation codes, check it against the trained model, and
     write a JSON model card beside it. Without --best or --epoch the latest checkpoint is used.
+    A run imported from upstream exports its TorchScript model file, re-saved with a card.
 
     Example: rhea export run3 --best --cpu -o nsm_model.pt
     """
@@ -69,11 +85,12 @@ def export(
             fmt=fmt.value,
             output=output,
             progress=lambda msg: status.update(msg),
+            layout=layout.value if layout is not None else None,
         )
     p = result.parity
     console.print(
         f"Exported epoch {result.epoch} of run '{run}' as {result.format} "
-        f"({result.device}) in {result.seconds:.1f} s:"
+        f"({result.device}, {result.layout} layout) in {result.seconds:.1f} s:"
     )
     console.print(f"  model  {result.path}")
     console.print(f"  card   {result.card_path}")
@@ -145,8 +162,19 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    trust_native_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-native-code",
+            help="Open an AOTInductor package (.pt2) that this home did not export. Opening "
+            "one runs the native code inside it: only for files from a source you trust.",
+        ),
+    ] = False,
+    home: HomeOpt = None,
 ) -> None:
-    """Predict with an exported model: the NSM1 test cell, or every cell of an HDF5 file.
+    """Predict with an exported model (or an upstream TorchScript model file): the NSM1 test
+    cell, or every cell of an HDF5 file. Inputs and outputs are in Rhea's layout
+    [N, 4, 2, NF] with growth rates in 1/s, whatever the model's own layout.
 
     Example: rhea predict model.pt --input cells.h5 -o predicted.h5
     """
@@ -154,7 +182,8 @@ def predict(
         die("Give exactly one of --nsm1 or --input FILE.h5.", title="Usage error")
     from rhea_engine.predict import load_exported, predict_file, predict_nsm1
 
-    exported = load_exported(model)
+    exported = load_exported(model, home=resolve_home(home), trust_native_code=trust_native_code)
+    err_console.print(exported.describe())
     if nsm1:
         _nsm1_report(predict_nsm1(exported))
         return

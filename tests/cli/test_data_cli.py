@@ -111,3 +111,46 @@ def test_rhea_help_does_not_import_numerics() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "h5py" not in out and "scipy" not in out and "torch" not in out
+
+
+def test_synth_refuses_to_replace_files_a_run_used(tmp_path: Path) -> None:
+    from rhea_engine.runs.refresh import refresh
+    from rhea_engine.runs.rundir import RunWriter
+    from rhea_engine.runs.store import Store
+
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["data", "synth", str(data), "--n", "300"]).exit_code == 0
+    home = tmp_path / "home"
+    with Store(home) as store:
+        row = store.create_run({}, name="used-it")
+        with RunWriter(row.path) as writer:
+            writer.start(data=[{"path": str(data / "asymptotic.h5"), "kind": "asymptotic"}])
+        refresh(store)
+    before = (data / "asymptotic.h5").read_bytes()
+    args = ["data", "synth", str(data), "--n", "300", "--seed", "9", "--home", str(home)]
+    refused = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert refused.exit_code == 2, refused.output
+    out = _flat(refused.output)
+    assert "Not overwriting" in out and "used by used-it" in out and "--force" in out
+    assert (data / "asymptotic.h5").read_bytes() == before
+    forced = runner.invoke(app, [*args, "--force"], env={"COLUMNS": "300"})
+    assert forced.exit_code == 0, forced.output
+    assert "Replaced files that runs of this home used" in _flat(forced.output)
+    assert "used-it" in _flat(forced.output)
+    assert (data / "asymptotic.h5").read_bytes() != before
+
+
+def test_inspect_counts_fluxes_below_float32_and_synth_can_avoid_them(tmp_path: Path) -> None:
+    for name, extra in (("plain", []), ("raised", ["--min-flux-factor", "1e-6"])):
+        args = ["data", "synth", str(tmp_path / name), "--n", "3000", "--seed", "4", *extra]
+        assert runner.invoke(app, args).exit_code == 0
+    plain = json.loads(
+        runner.invoke(app, ["data", "inspect", "--json", str(tmp_path / "plain/stable.h5")]).stdout
+    )
+    raised = json.loads(
+        runner.invoke(app, ["data", "inspect", "--json", str(tmp_path / "raised/stable.h5")]).stdout
+    )
+    assert plain["rows_flux_below_float32"] > 0 and raised["rows_flux_below_float32"] == 0
+    text = _flat(runner.invoke(app, ["data", "inspect", str(tmp_path / "plain/stable.h5")]).stdout)
+    assert f"flux below float32 {plain['rows_flux_below_float32']} rows" in text
+    assert "--min-flux-factor" in text

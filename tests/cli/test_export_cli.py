@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from rhea_engine.export import random_physical_F4
 from rhea_tui.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
@@ -36,14 +37,14 @@ def _export(home: Path, *args: str) -> tuple[int, str]:
 def test_export_prints_paths_and_largest_difference(home: Path, tmp_path: Path) -> None:
     code, out = _export(home, "--cpu", "--epoch", "5", "-o", str(tmp_path / "m.pt"))
     assert code == 0, out
-    assert "Exported epoch 5 of run 'tiny' as torchscript (cpu)" in out
+    assert "Exported epoch 5 of run 'tiny' as torchscript (cpu, not-main layout)" in out
     assert re.search(
         r"largest difference from the trained model on 4096 random physical cells: "
         r"F4_final \S+ of ntot, growth rate \S+ relative, stability \S+",
         out,
     )
     assert (tmp_path / "m.pt").is_file()
-    card = json.loads((tmp_path / "m.card.json").read_text())
+    card = json.loads((tmp_path / "m.pt.card.json").read_text())
     assert card["checkpoint"]["epoch"] == 5 and card["run"]["name"] == "tiny"
     assert "deprecated" not in out
 
@@ -109,7 +110,7 @@ def test_predict_bad_inputs(home: Path, tmp_path: Path) -> None:
     model = str(tmp_path / "m.pt")
     checkpoint = str(home / "runs" / "tiny" / "checkpoints" / "last.pt")
     result = runner.invoke(app, ["predict", checkpoint, "--nsm1"])
-    assert result.exit_code == 2 and "is not a Rhea model" in _flat(result.output)
+    assert result.exit_code == 2 and "is not an FFI model Rhea can use" in _flat(result.output)
     wrong = tmp_path / "wrong.h5"
     with h5py.File(wrong, "w") as h5:
         h5["F4_initial(1|ccm)"] = np.ones((5, 3, 2, 3))
@@ -123,13 +124,74 @@ def test_predict_bad_inputs(home: Path, tmp_path: Path) -> None:
         assert result.exit_code == 2 and "exactly one of --nsm1 or --input" in _flat(result.output)
 
 
-def test_aoti_export_and_predict(home: Path, tmp_path: Path) -> None:
-    """One small model through AOTInductor (compiles C++; about 20-40 s)."""
+def _evil_package(package: Path, target: Path, tmp_path: Path) -> Path:
+    """`package` with its shared library replaced by one whose constructor leaves a file."""
+    import shutil
+    import subprocess
+    import zipfile
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the hostile package")
+    source = tmp_path / "evil.c"
+    source.write_text(
+        "#include <stdio.h>\n#include <stdlib.h>\n"
+        "__attribute__((constructor)) static void mark(void) {\n"
+        '  const char *p = getenv("RHEA_TEST_MARKER");\n'
+        '  if (p) { FILE *f = fopen(p, "w"); if (f) { fputs("ran", f); fclose(f); } }\n}\n'
+    )
+    library = tmp_path / "evil.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(target, "w") as out:
+        for info in src.infolist():
+            data = library.read_bytes() if info.filename.endswith(".so") else src.read(info)
+            out.writestr(info, data)
+    return target
+
+
+def test_aoti_export_and_predict(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One small model through AOTInductor (compiles C++; about 20-40 s on a quiet machine).
+
+    A package this home exported loads; any other needs --trust-native-code, because opening
+    one runs the native code inside it; the extracted files never stay behind.
+    """
+    assert _export(home, "-o", str(tmp_path / "m.pt"))[0] == 0
     code, out = _export(home, "--format", "aoti", "-o", str(tmp_path / "m.pt2"))
     assert code == 0, out
-    assert "as aoti (cpu)" in out
-    card = json.loads((tmp_path / "m.card.json").read_text())
+    assert "as aoti (cpu" in out
+    card = json.loads((tmp_path / "m.pt2.card.json").read_text())
     assert card["format"] == "aoti" and card["parity"]["max_F4_final_over_ntot"] < 1e-5
-    result = runner.invoke(app, ["predict", str(tmp_path / "m.pt2"), "--nsm1"])
+    # the TorchScript export of the same stem keeps its own card
+    assert json.loads((tmp_path / "m.pt.card.json").read_text())["format"] == "torchscript"
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    result = runner.invoke(app, ["predict", str(tmp_path / "m.pt2"), "--nsm1", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "growth rate:" in _flat(result.output)
+    from rhea_engine.predict import load_exported
+
+    loaded = load_exported(tmp_path / "m.pt2", home=home)
+    assert loaded.predict_all(random_physical_F4(3, dtype=torch.float64).numpy())[0].shape == (
+        3,
+        4,
+        2,
+        3,
+    )
+    assert list(scratch.iterdir()) == []  # nothing extracted is left, even while loaded
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    copy = tmp_path / "copy.pt2"
+    copy.write_bytes((tmp_path / "m.pt2").read_bytes())
+    refused = runner.invoke(app, ["predict", str(copy), "--nsm1", "--home", str(other_home)])
+    assert refused.exit_code == 2 and "--trust-native-code" in _flat(refused.output)
+    trusted = ["predict", str(copy), "--nsm1", "--home", str(other_home), "--trust-native-code"]
+    assert runner.invoke(app, trusted).exit_code == 0
+    evil = _evil_package(tmp_path / "m.pt2", tmp_path / "evil.pt2", tmp_path)
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("RHEA_TEST_MARKER", str(marker))
+    refused = runner.invoke(app, ["predict", str(evil), "--nsm1", "--home", str(home)])
+    assert refused.exit_code == 2 and "Untrusted native code" in _flat(refused.output)
+    assert not marker.exists()  # the hostile library was never opened
+    assert list(scratch.iterdir()) == []

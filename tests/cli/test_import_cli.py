@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,16 +11,16 @@ from typer.testing import CliRunner
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from test_import import write_upstream_run  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from upstream_format import write_run  # noqa: E402
 
 runner = CliRunner()
 
 
 def test_import_group_then_compare(rhea_home: Path, tmp_path: Path) -> None:
     group = tmp_path / "old_lr_sweep"
-    write_upstream_run(group / "model_learning_rate_1e-05", 1e-5)
-    write_upstream_run(group / "model_learning_rate_5e-06", 5e-6)
+    write_run(group / "model_learning_rate_1e-05", "not-main", 1e-5)
+    write_run(group / "model_learning_rate_5e-06", "not-main", 5e-6)
     result = runner.invoke(app, ["import", str(group)])
     assert result.exit_code == 0, result.output
     assert "as sweep old_lr_sweep" in " ".join(result.output.split())
@@ -31,6 +32,32 @@ def test_import_group_then_compare(rhea_home: Path, tmp_path: Path) -> None:
     compared = runner.invoke(app, ["compare", "sweep:old_lr_sweep", "--json"])
     assert compared.exit_code == 0, compared.output
     assert "learning_rate" in compared.output
+
+
+def test_show_and_compare_print_what_upstream_main_recorded(
+    rhea_home: Path, tmp_path: Path
+) -> None:
+    group = tmp_path / "trials"
+    write_run(group / "a", "main", 1e-3)
+    write_run(group / "b", "main", 1e-4)
+    # the e3nn irreps of one trial differ: compare shows the upstream parameter
+    text = (group / "b" / "parameters.txt").read_text()
+    text = text.replace("4x0e+4x1o", "8x0e+8x1o").replace("0x7f8cbbabbe20", "0x7f1111111e20")
+    (group / "b" / "parameters.txt").write_text(text)
+    assert runner.invoke(app, ["import", str(group)]).exit_code == 0
+    shown = runner.invoke(app, ["show", "trials-1"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    out = " ".join(shown.output.split())
+    assert "upstream irreps_hidden 4x0e+4x1o" in out and "upstream main" in out
+    assert "upstream loader.num_workers 1" in out
+    assert "upstream weightedrandomsampler.epoch_num_samples imported as epoch_num_samples" in out
+    assert "F4_test_loss" in out and "validation_score" in out and "weight_F4" in out
+    assert "stable data/stable_zerofluxfac_database.h5" in out
+    assert "upstream TorchScript" in out and "rhea predict FILE" in out
+    compared = runner.invoke(app, ["compare", "sweep:trials", "--json"])
+    params = json.loads(compared.output)["params"]
+    assert params["upstream irreps_hidden"] == {"trials-1": "4x0e+4x1o", "trials-2": "8x0e+8x1o"}
+    assert "upstream scalar_activation" not in params  # only its memory address differed
 
 
 def test_import_malformed_exits_2(rhea_home: Path, tmp_path: Path) -> None:

@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = export_model(model, args.out / "model.pt", card)
     print(f"exported {result.path} (eager vs TorchScript: {result.parity})")
+    main = export_model(model, args.out / "model_main.pt", card, layout="main")
+    print(f"exported {main.path} in upstream main's layout (eager vs it: {main.parity})")
     with quiet_torchscript():
         scripted = torch.jit.load(str(result.path))
     with torch.inference_mode():

@@ -68,6 +68,9 @@ def test_ctest_parity_with_python(build_dir: Path) -> None:
         output,
     )
     assert {Path(f[0]).suffix for f in figures} == {".pt", ".pt2"}, output[-4000:]
+    # the --layout main export, called in upstream main's layout, agrees with the same numbers
+    assert "model_main.pt" in {Path(f[0]).name for f in figures}
+    assert "was exported with --layout main" in output  # FFISubgridModel.h says why it refuses
     symmetric = {f"{a}_{s}.pt" for a, s in SYMMETRIC}
     # each symmetric export twice: parity, and transformed cells against transformed outputs
     assert sorted(Path(f[0]).name for f in figures if Path(f[0]).name in symmetric) == sorted(

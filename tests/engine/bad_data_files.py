@@ -118,6 +118,12 @@ def directory(d: Path) -> Path:
 
 
 #: case name -> (writer, a phrase the one-paragraph message must contain)
+def complex_values(d: Path) -> Path:
+    F4, rate = _good()
+    with_imaginary = F4 + 1j * 1e31  # the real part alone would pass every check
+    return _asym(d / "complex.h5", with_imaginary, with_imaginary.copy(), rate)
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "not_hdf5": (not_hdf5, "not an HDF5 file"),
     "missing_dataset": (missing_dataset, f"'{GROWTH_RATE}' is missing"),
@@ -133,4 +139,5 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "bad_labels": (bad_labels, "must hold 0 or 1"),
     "does_not_exist": (does_not_exist, "does not exist"),
     "directory": (directory, "is a directory"),
+    "complex_values": (complex_values, "holds complex numbers"),
 }

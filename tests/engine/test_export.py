@@ -76,7 +76,7 @@ def test_model_card_describes_the_export(rhea_home: Path, run_path: Path) -> Non
     result = export_run(rhea_home, "tiny", best=True, cpu=True)
     card = json.loads(result.card_path.read_text(), parse_constant=_reject_constant)  # strict JSON
     assert card["metrics"]["evaluation"]["model_growth_err"] is None  # NaN: never measured
-    assert result.card_path == result.path.with_name(result.path.stem + ".card.json")
+    assert result.card_path == result.path.with_name(result.path.name + ".card.json")
     assert card["run"]["name"] == "tiny" and card["checkpoint"]["epoch"] == 5
     assert card["checkpoint"]["path"].endswith("best.pt")
     assert card["config"]["width_shared"] == 32 and card["config"]["NF"] == 3

@@ -125,7 +125,7 @@ def test_files_that_are_not_rhea_models(tmp_path: Path, rhea_home: Path) -> None
     foreign = tmp_path / "foreign.pt"
     with quiet_torchscript():
         torch.jit.save(torch.jit.script(Other()), str(foreign))
-    with pytest.raises(ExportError, match="not a Rhea model.*lacks the method"):
+    with pytest.raises(ExportError, match="not an FFI model Rhea can use.*lacks the method"):
         load_exported(foreign)
     run_path = make_run(rhea_home)
     with pytest.raises(ExportError, match="saved with torch.save.*must be exported first"):

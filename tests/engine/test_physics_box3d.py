@@ -47,6 +47,51 @@ def test_conservation(cases: np.ndarray, result) -> None:  # noqa: ANN001
     assert np.all(np.abs(eln(result.F4_final) - eln(cases)) <= 1e-12 * total[:, :, 0])
 
 
+def _random_nf(n: int, seed: int, nf: int) -> np.ndarray:
+    """Random physical four-fluxes [n, 4, 2, nf], every species drawn independently."""
+    rng = np.random.default_rng(seed)
+    density = rng.uniform(0.05, 1.0, (n, 2, nf)) * 10.0 ** rng.uniform(30, 35, (n, 1, 1))
+    direction = rng.normal(size=(n, 3, 2, nf))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    f = rng.uniform(0.0, 0.9, (n, 2, nf))
+    return np.concatenate([direction * (f * density)[:, None], density[:, None]], axis=1)
+
+
+@pytest.mark.parametrize("nf", [2, 3, 4])
+def test_conservation_for_any_number_of_flavors(nf: int) -> None:
+    F4 = _random_nf(400, seed=40 + nf, nf=nf)
+    out = box3d(F4)
+    assert 0.05 < out.unstable.mean() < 0.99
+    total = ntot(F4)[:, None, None]
+    assert np.all(np.abs(flavor_sum(out.F4_final) - flavor_sum(F4)) <= 1e-12 * total)
+    assert np.all(np.abs(eln(out.F4_final) - eln(F4)) <= 1e-12 * total[:, :, 0])
+    changed = np.any(out.F4_final != F4, axis=(1, 2, 3))
+    assert np.array_equal(changed, out.unstable)
+
+
+def test_two_flavors_are_three_with_x_split_into_mu_and_tau() -> None:
+    """NF = 2: x = mu + tau; the result is the NF = 3 one with mu = tau = x/2, folded back."""
+    F4_2 = _random_nf(300, seed=7, nf=2)
+    F4_3 = np.concatenate([F4_2[..., :1], F4_2[..., 1:] / 2, F4_2[..., 1:] / 2], axis=3)
+    two, three = box3d(F4_2), box3d(F4_3)
+    assert np.array_equal(two.unstable, three.unstable) and two.unstable.any()
+    folded = np.concatenate(
+        [three.F4_final[..., :1], three.F4_final[..., 1:].sum(axis=3, keepdims=True)], axis=3
+    )
+    total = ntot(F4_2)[:, None, None, None]
+    assert np.all(np.abs(two.F4_final - folded) <= 1e-12 * total)
+    np.testing.assert_allclose(two.growth_rate, three.growth_rate, rtol=1e-12, atol=0)
+
+
+def test_identical_heavies_stay_identical_with_four_flavors() -> None:
+    F4 = _random_nf(300, seed=9, nf=4)
+    F4[..., 2:] = F4[..., 1:2]
+    out = box3d(F4)
+    assert out.unstable.any()
+    assert np.array_equal(out.F4_final[..., 1], out.F4_final[..., 2])
+    assert np.array_equal(out.F4_final[..., 1], out.F4_final[..., 3])
+
+
 def test_final_state_physical(cases: np.ndarray, result) -> None:  # noqa: ANN001
     # With mu = tau (as in merger data and the generator) the mixed distributions are convex
     # combinations of non-negative ones. (With mu != tau both receive the change computed from

@@ -163,3 +163,47 @@ def test_noise_keeps_conserved_quantities(synth_small: SynthSamples) -> None:
     assert np.array_equal(generate(4096, seed=11, noise=0.05).F4_final, final)
     with pytest.raises(DataError, match="noise"):
         generate(10, seed=1, noise=1.5)
+
+
+def test_min_flux_factor_keeps_fluxes_float32_codes_can_see(synth_small: SynthSamples) -> None:
+    from rhea_engine.data.schema import FLOAT32_FLUX_FLOOR, rows_with_unresolved_flux
+
+    assert rows_with_unresolved_flux(synth_small.F4_initial) > 0  # physical, but lost in float32
+    floor = 1e-6
+    raised = generate(4096, seed=11, min_flux_factor=floor)
+    N, fmag = raised.F4_initial[:, 3], flux_magnitude(raised.F4_initial)
+    moving = fmag > 0
+    assert np.all(fmag[moving] >= floor * N[moving] * (1 - 1e-12))
+    assert np.array_equal(moving, flux_magnitude(synth_small.F4_initial) > 0)  # zeros stay zero
+    assert rows_with_unresolved_flux(raised.F4_initial) == 0
+    assert FLOAT32_FLUX_FLOOR == pytest.approx(1.0842e-19, rel=1e-4)
+    # rows without a small flux are the same samples, bit for bit
+    untouched = np.all(
+        (fmag == 0) | (flux_magnitude(synth_small.F4_initial) >= floor * N), axis=(1, 2)
+    )
+    assert 0.5 < untouched.mean() < 1.0
+    assert np.array_equal(raised.F4_initial[untouched], synth_small.F4_initial[untouched])
+    assert np.array_equal(raised.F4_final[untouched], synth_small.F4_final[untouched])
+    # labels and final states belong to the raised states: conservation holds in every row
+    total = ntot(raised.F4_initial)[:, None, None]
+    diff = np.abs(flavor_sum(raised.F4_final) - flavor_sum(raised.F4_initial))
+    assert np.all(diff <= 1e-12 * total)
+    assert np.array_equal(raised.stable == 1, ~crossing_test(raised.F4_initial))
+    with pytest.raises(DataError, match="minimum flux factor"):
+        generate(10, seed=1, min_flux_factor=0.95)
+
+
+def test_synth_to_dir_never_overwrites_without_force(tmp_path: Path) -> None:
+    first = synth_to_dir(tmp_path / "d", 300, seed=5)
+    before = first.asymptotic_path.read_bytes(), first.stable_path.read_bytes()
+    with pytest.raises(DataError, match="Not overwriting .*asymptotic.h5 and .*stable.h5"):
+        synth_to_dir(tmp_path / "d", 300, seed=6)
+    assert (first.asymptotic_path.read_bytes(), first.stable_path.read_bytes()) == before
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "stable.h5").write_text("mine")
+    with pytest.raises(DataError, match="Not overwriting .*stable.h5"):
+        synth_to_dir(tmp_path / "e", 300, seed=6)
+    assert (tmp_path / "e" / "stable.h5").read_text() == "mine"
+    assert not (tmp_path / "e" / "asymptotic.h5").exists()
+    again = synth_to_dir(tmp_path / "d", 300, seed=6, force=True)
+    assert again.stable_path.read_bytes() != before[1]
