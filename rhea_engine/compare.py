@@ -173,14 +173,19 @@ def log_safe(series: Series) -> Series:
 
 
 def compare_runs(
-    store: Any, handles: Sequence[str], metric: str = "test_loss", width: int = 0
+    store: Any,
+    handles: Sequence[str],
+    metric: str = "test_loss",
+    width: int = 0,
+    where: str | None = None,
 ) -> dict[str, Any]:
-    """Everything `rhea compare` shows, JSON-able: params, table, and the series of each run."""
+    """Everything `rhea compare` shows, JSON-able: params, table, and the series of each run
+    (of `handles`, or all runs, that match the filter `where`)."""
     from rhea_engine.importer import compared_parameters
     from rhea_engine.runs.refresh import refresh
 
     refresh(store)
-    rows = [store.get_run(r.name) for r in store.resolve_handles(list(handles))]
+    rows = [store.get_run(r.name) for r in store.resolve_handles(list(handles), where)]
     names = list(dict.fromkeys([metric, *PLOT_METRICS]))
     series = {row.name: store.metrics(row.name, names) for row in rows}
     if width:
@@ -200,7 +205,11 @@ def compare_runs(
 
 
 def compare_home(
-    home: Path, handles: Sequence[str], metric: str = "test_loss", width: int = 0
+    home: Path,
+    handles: Sequence[str],
+    metric: str = "test_loss",
+    width: int = 0,
+    where: str | None = None,
 ) -> dict[str, Any]:
     """`compare_runs` on the store of `home`, refusing what would show nothing.
 
@@ -215,7 +224,10 @@ def compare_home(
             f"{home} is not a Rhea home (no runs.db or runs/); give --home or set RHEA_HOME."
         )
     with Store(home) as store:
-        result = compare_runs(store, handles, metric, width=width)
+        result = compare_runs(store, handles, metric, width=width, where=where)
+        if not result["runs"] and where is not None:
+            within = f" among {' '.join(handles)}" if handles else ""
+            raise RunError(f"Nothing to compare: no run{within} matches the filter {where!r}.")
         if not result["runs"]:
             raise RunError(f"Nothing to compare: {' '.join(handles)} holds no runs.")
         if all(not per.get(metric) for per in result["series"].values()):

@@ -81,3 +81,15 @@ class DivergedError(RheaError):
             "ended as diverged. Lower the learning rate (--lr) or the loss multiplier of "
             f"'{task}', or check the input data for extreme values."
         )
+
+
+class FilterError(RheaError):
+    """A `--where` expression that cannot be read or used; `position` is where it goes wrong."""
+
+    title = "Filter error"
+
+    def __init__(self, message: str, expression: str, position: int, reason: str) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.position = position
+        self.reason = reason

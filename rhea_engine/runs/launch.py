@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,8 +80,10 @@ def launch_new_run(
     name: str | None,
     data: tuple[list[str], list[str]],
     progress: Callable[[str, float], None] | None = None,
+    tags: Sequence[str] = (),
 ) -> tuple[RunRow, subprocess.Popen[bytes]]:
-    """Create a run and start its worker: the one path of `rhea run` and the TUI's form.
+    """Create a run (with `tags`) and start its worker: the one path of `rhea run` and the
+    TUI's form.
 
     `data` comes from `preflight.check_new_run`; empty lists mean the default synthetic
     data set of this home, generated on first use. The run's name must still be free.
@@ -93,7 +95,7 @@ def launch_new_run(
     if not asymptotic and not stable:
         asymptotic, stable, _ = defaults.default_data(store.home, progress=progress)
     config = config.replace(database_list=asymptotic, stable_database_list=stable)
-    row = store.create_run(config.to_dict(), name=name, status="queued")
+    row = store.create_run(config.to_dict(), name=name, status="queued", tags=tuple(tags))
     return row, start_worker(store, row.name)
 
 

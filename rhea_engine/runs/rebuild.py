@@ -1,4 +1,4 @@
-"""Recreate runs.db rows from the run directories (config.json, events.jsonl, status.json).
+"""Recreate runs.db rows from the run directories (config, events, status and tags files).
 
 Also adds the rows of run directories that appeared without a front end (a script logging
 through `rhea_engine.tracking` never opens runs.db): `adopt_run_dirs`.
@@ -25,6 +25,7 @@ from rhea_engine.runs.rundir import (
     read_config,
     read_events,
     read_json,
+    read_tags,
 )
 from rhea_engine.vocabulary import MISSING, STATUSES
 
@@ -108,6 +109,9 @@ def _insert_run(
             _time(override.get("t"), None),
         ),
     )
+    conn.executemany(
+        "INSERT INTO tags (run, tag) VALUES (?, ?)", [(run_id, t) for t in read_tags(directory)]
+    )
     apply_chunk(conn, run_id, 0, read_events(directory, 0))
 
 
@@ -117,7 +121,7 @@ def rebuild_rows(conn: sqlite3.Connection, home: Path) -> int:
     `conn` must return sqlite3.Row rows. Runs keep the ids recorded in their config.json;
     a run without one (or with a taken one) gets the next free id.
     """
-    for table in ("metrics", "checkpoints", "evaluations", "runs", "sweeps"):
+    for table in ("metrics", "checkpoints", "evaluations", "tags", "runs", "sweeps"):
         conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed table names)
     _insert_sweeps(conn, home)
     entries = _run_dirs(home)

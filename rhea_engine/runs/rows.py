@@ -1,7 +1,8 @@
 """RunRow, the front ends' view of one run, and the queries that read it from runs.db.
 
 Every query takes a connection the caller holds (the Store, under its lock) and reads
-columns by name (sqlite3.Row); only whitelisted names (SORT_KEYS) ever enter the SQL text.
+columns by name (sqlite3.Row); only whitelisted names (SORT_KEYS, FILTER_KEYS) and the
+fragments `where_sql` compiles from them ever enter the SQL text.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, MISSING
 
+if TYPE_CHECKING:
+    from rhea_engine.runs.where_sql import Condition
+
+_DEFAULT_NAME = re.compile(r"run(\d{1,18})")
 # `rhea ls --sort` names -> runs columns
 SORT_KEYS = {
     "id": "id",
@@ -39,6 +45,38 @@ SORT_KEYS = {
     "learning_rate": "learning_rate",
     "heartbeat": "heartbeat",
 }
+# `--where` keys -> runs columns: the sort keys, the runs listing's column headers (run, train,
+# test, best; see rhea_tui.format.RUN_COLUMNS) and the other summary columns. The learning
+# rate is the exception: `learning_rate` and `lr` name the configured rate (a config key, as
+# the listing shows it); the scheduler's rate at the last epoch is `lr_now`.
+FILTER_KEYS = {
+    **{key: column for key, column in SORT_KEYS.items() if column != "learning_rate"},
+    "lr_now": "learning_rate",
+    "run": "name",
+    "sweep": "sweep",
+    "train": "last_train_loss",
+    "test": "last_test_loss",
+    "best": "best_test_loss",
+    "ended": "ended",
+    "host": "host",
+    "device": "device",
+    "pid": "pid",
+    "slurm_job_id": "slurm_job_id",
+    "git_commit": "git_commit",
+    "git_dirty": "git_dirty",
+    "total_epochs": "total_epochs",
+    "fail_epoch": "fail_epoch",
+    "fail_task": "fail_task",
+    "error": "error",
+}
+# columns a filter reads as their config key until the worker reports them (as listed)
+FILTER_FALLBACKS = {"device": "device"}
+TIME_COLUMNS = ("created", "started", "ended", "heartbeat")  # unix seconds
+# a run's columns and its tags (a JSON list), as every RunRow is read
+RUN_SELECT = (
+    "SELECT runs.*, (SELECT json_group_array(tags.tag) FROM tags WHERE tags.run = runs.id) "
+    "AS tags FROM runs"
+)
 
 
 @dataclass
@@ -77,10 +115,17 @@ class RunRow:
     fail_epoch: int | None = None  # diverged/failed: the epoch and task that went first
     fail_task: str | None = None
     status_set_at: float | None = None  # when a front end last set the status
+    tags: list[str] = field(default_factory=list)  # `rhea tag`, sorted
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def may_have_worker(self) -> bool:
+        """Active with a process or a Slurm job, as the last refresh saw it: not deletable."""
+        worker = self.pid or self.slurm_job_id or self.status == "running"
+        return self.status in ACTIVE_STATUSES and bool(worker)
 
 
 def row_from(values: Mapping[str, Any] | sqlite3.Row, runs_root: Path) -> RunRow:
@@ -128,6 +173,7 @@ def row_from(values: Mapping[str, Any] | sqlite3.Row, runs_root: Path) -> RunRow
         fail_epoch=values["fail_epoch"],
         fail_task=values["fail_task"],
         status_set_at=values["status_set_at"],
+        tags=sorted(json.loads(values["tags"])) if "tags" in values.keys() else [],
     )
 
 
@@ -163,9 +209,9 @@ class IngestState:
 
 def find(conn: sqlite3.Connection, handle: str) -> sqlite3.Row | None:
     """The `runs` row of a run by name, or by numeric id."""
-    found = conn.execute("SELECT * FROM runs WHERE name = ?", (handle,)).fetchone()
+    found = conn.execute(f"{RUN_SELECT} WHERE runs.name = ?", (handle,)).fetchone()
     if found is None and handle.isdigit() and len(handle) < 19:
-        found = conn.execute("SELECT * FROM runs WHERE id = ?", (int(handle),)).fetchone()
+        found = conn.execute(f"{RUN_SELECT} WHERE runs.id = ?", (int(handle),)).fetchone()
     return found  # type: ignore[no-any-return]
 
 
@@ -186,20 +232,32 @@ def select(
     status: str | None,
     sort: str | None,
     descending: bool,
+    where: Condition | None = None,
 ) -> list[sqlite3.Row]:
-    """`runs` rows of a sweep and with a stored status, sorted by a SORT_KEYS column (then id)."""
-    clauses, params = [], []
+    """`runs` rows of a sweep, with a stored status and matching a filter, sorted by a
+    SORT_KEYS column (then id)."""
+    clauses: list[str] = []
+    params: list[Any] = []
     if sweep is not None:
-        clauses.append("sweep = ?")
+        clauses.append("runs.sweep = ?")
         params.append(sweep)
     if status is not None and status != MISSING:  # missing is derived (row_from), not stored
-        clauses.append("status = ?")
+        clauses.append("runs.status = ?")
         params.append(status)
-    column = SORT_KEYS[sort] if sort is not None else "id"
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, id"
-    sql = f"SELECT * FROM runs {where} ORDER BY {order}"  # noqa: S608 (whitelisted names)
+    if where is not None:
+        clauses.append(where.sql)
+        params.extend(where.params)
+    column = "runs." + (SORT_KEYS[sort] if sort is not None else "id")
+    condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, runs.id"
+    sql = f"{RUN_SELECT} {condition} ORDER BY {order}"  # whitelisted names, compiled fragments
     return conn.execute(sql, params).fetchall()
+
+
+def config_keys(conn: sqlite3.Connection) -> list[str]:
+    """The top-level keys of the stored configs of all runs."""
+    found = conn.execute("SELECT DISTINCT item.key FROM runs, json_each(runs.config) AS item")
+    return [row[0] for row in found]
 
 
 def series(
@@ -246,3 +304,27 @@ def sweeps(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         }
         for s in conn.execute("SELECT name, created, spec FROM sweeps ORDER BY created")
     ]
+
+
+def free_name(conn: sqlite3.Connection, runs_root: Path) -> str:
+    """run<N+1> after the highest runN in use (ids do not count: named runs take them too)."""
+    numbers = [
+        int(match.group(1))
+        for row in conn.execute("SELECT name FROM runs WHERE name LIKE 'run%'")
+        if (match := _DEFAULT_NAME.fullmatch(row["name"]))
+    ]
+    for number in itertools.count(max(numbers, default=0) + 1):
+        chosen = f"run{number}"
+        if not (runs_root / chosen).exists():
+            return chosen
+    raise AssertionError("unreachable")
+
+
+def unknown_run_message(conn: sqlite3.Connection, home: Path, handle: str) -> str:
+    """What to say when no run is called `handle`: the latest runs' names."""
+    names = [r["name"] for r in conn.execute("SELECT name FROM runs ORDER BY id DESC LIMIT 6")]
+    count = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    if not names:
+        return f"There is no run '{handle}': the Rhea home {home} has no runs yet."
+    more = f" ({count} in all; `rhea ls` lists them)" if count > len(names) else ""
+    return f"There is no run '{handle}' in {home}. Known runs: {', '.join(reversed(names))}{more}."

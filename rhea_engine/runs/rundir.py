@@ -24,7 +24,8 @@ opened with O_APPEND, then flushed, so a reader never sees half an object except
 which it leaves for the next read (see `read_events`).
 
 Beside the run directories, a home holds sweeps/<name>.json (a sweep's spec) and, in a run
-directory, status.json: the last status a front end set, so that a rebuild keeps it.
+directory, status.json: the last status a front end set, and tags.json: the run's tags
+(`rhea tag`), so that a rebuild keeps both.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ CHECKPOINT_DIR = "checkpoints"
 STATUS_FILE = "status.json"
 EVALUATION_FILE = "evaluation.json"  # the final evaluation's distributions (rhea plot)
 EVALUATION_FORMAT = "rhea-evaluation-distributions-1"  # its "format" field
+TAGS_FILE = "tags.json"
 RUNS_DIR = "runs"
 SWEEPS_DIR = "sweeps"
 # the line a launcher writes to stdout.log before each worker it starts: the output of the
@@ -275,6 +277,30 @@ def write_status(directory: Path, status: str, error: str | None, traceback: str
     if directory.is_dir():
         record = {"status": status, "t": time.time(), "error": error, "traceback": traceback}
         write_json(directory / STATUS_FILE, record)
+
+
+def write_tags(directory: Path, tags: list[str]) -> None:
+    """Record a run's tags in tags.json (a rebuild keeps them); no-op if the run is gone."""
+    if directory.is_dir():
+        write_json(directory / TAGS_FILE, {"tags": sorted(tags)})
+
+
+def read_tags(directory: Path) -> list[str]:
+    """The tags in tags.json that are valid tag names (a hand edit loses only its own)."""
+    stored = (read_json(directory / TAGS_FILE) or {}).get("tags")
+    if not isinstance(stored, list):
+        return []
+    return sorted({t for t in stored if isinstance(t, str) and _NAME_RE.fullmatch(t)})
+
+
+def check_tag(tag: str) -> str:
+    """A tag is a short word a filter can name unquoted: `tag = best-of-sweep`."""
+    if not _NAME_RE.fullmatch(tag):
+        raise RunError(
+            f"'{tag}' is not a valid tag: use 1-64 letters, digits, '_', '-' or '.', starting "
+            "with a letter or digit (for example 'baseline' or 'paper-fig3')."
+        )
+    return tag
 
 
 def write_sweep(home: str | Path, name: str, created: float, spec: dict[str, Any]) -> None:

@@ -79,7 +79,16 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _tags(db: sqlite_utils.Database) -> None:
+    """Tags of runs (`rhea tag`); each run directory keeps its own in tags.json."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS tags (run INTEGER NOT NULL, tag TEXT NOT NULL, "
+        "PRIMARY KEY (run, tag)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _tags]
 VERSION = len(MIGRATIONS)
 
 

@@ -12,27 +12,26 @@ thread that made it to a worker thread (the TUI polls on one).
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rhea_engine.errors import RunError, StoreError, UnknownRunError
 from rhea_engine.runs import rows, rundir
+from rhea_engine.runs import tags as tagging
 from rhea_engine.runs.ingest import apply_chunk, apply_verdict
 from rhea_engine.runs.rows import SORT_KEYS, IngestState, RunRow, row_from
 from rhea_engine.runs.schema import RUN_COLUMNS, VERSION, applied_version, migrate
-from rhea_engine.vocabulary import ACTIVE_STATUSES, FINAL_STATUSES, MISSING, STATUSES
+from rhea_engine.runs.where_sql import Condition, compile_filter
+from rhea_engine.vocabulary import FINAL_STATUSES, MISSING, STATUSES
 
 DB_FILE = "runs.db"
 BUSY_TIMEOUT_S = 120.0  # how long a write waits for another writer before it gives up
-_DEFAULT_NAME = re.compile(r"run(\d{1,18})")
 _SETTABLE = set(RUN_COLUMNS) - {"id", "name", "config", "events_offset", "status_set_at"}
 
 
@@ -141,16 +140,21 @@ class Store:
         name: str | None = None,
         sweep: str | None = None,
         status: str = "queued",
+        tags: list[str] | tuple[str, ...] = (),
     ) -> RunRow:
-        """Allocate a handle (`name`, or the next free runN), create runs/<name>/ with config.json."""
+        """Allocate a handle (`name`, or the next free runN), create runs/<name>/ with config.json.
+
+        The run gets `tags` and, in a sweep, the sweep's tags (`create_sweep`).
+        """
         values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         if name is not None:
             rundir.check_run_name(name)
         _check_status(status)
+        wanted = {rundir.check_tag(tag) for tag in tags}
         made: list[Path] = []
         try:
             with self._transaction() as conn:
-                chosen = name if name is not None else self._free_name(conn)
+                chosen = name if name is not None else rows.free_name(conn, self.runs_root)
                 if conn.execute("SELECT 1 FROM runs WHERE name = ?", (chosen,)).fetchone():
                     raise RunError(f"A run named '{chosen}' already exists; choose another --name.")
                 now = time.time()
@@ -162,6 +166,7 @@ class Store:
                         "INSERT OR IGNORE INTO sweeps (name, created, spec) VALUES (?, ?, '{}')",
                         (sweep, now),
                     )
+                    wanted |= set(tagging.sweep_tags(conn, sweep))
                 meta = {"id": new_id, "name": chosen, "sweep": sweep, "created": now}
                 meta.update(status=status, home=str(self.home))
                 made.append(rundir.create_run_dir(self.home, chosen, values, meta))
@@ -170,28 +175,24 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, 0)",
                     (new_id, chosen, sweep, status, now, json.dumps(values)),
                 )
+                if wanted:
+                    tagging.set_tags(conn, new_id, made[-1], add=wanted)
         except BaseException:
             for directory in made:
                 rundir.remove_dir(directory)
             raise
         return self.get_run(chosen)
 
-    def _free_name(self, conn: sqlite3.Connection) -> str:
-        """run<N+1> after the highest runN in use (ids do not count: named runs take them too)."""
-        numbers = [
-            int(match.group(1))
-            for row in conn.execute("SELECT name FROM runs WHERE name LIKE 'run%'")
-            if (match := _DEFAULT_NAME.fullmatch(row["name"]))
-        ]
-        for number in itertools.count(max(numbers, default=0) + 1):
-            chosen = f"run{number}"
-            if not (self.runs_root / chosen).exists():
-                return chosen
-        raise AssertionError("unreachable")
+    def create_sweep(
+        self, name: str, spec: dict[str, Any], tags: list[str] | tuple[str, ...] = ()
+    ) -> None:
+        """Record a sweep (also as sweeps/<name>.json, so a rebuild keeps it).
 
-    def create_sweep(self, name: str, spec: dict[str, Any]) -> None:
-        """Record a sweep (also as sweeps/<name>.json, so a rebuild keeps it)."""
+        `tags` go into the spec; every run created in the sweep gets them.
+        """
         rundir.check_run_name(name)
+        if tags:
+            spec = {**spec, "tags": sorted({rundir.check_tag(tag) for tag in tags})}
         now = time.time()
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM sweeps WHERE name = ?", (name,)).fetchone():
@@ -247,6 +248,14 @@ class Store:
                 (*values.values(), run_id),
             )
 
+    def tag(self, handle: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
+        """Add and remove tags of a run (in runs.db and its tags.json); returns its tags."""
+        added = {rundir.check_tag(tag) for tag in add}
+        row = self.get_run(handle)
+        with self._transaction() as conn:
+            path = row.path if row.path is not None and row.path.is_dir() else None
+            return tagging.set_tags(conn, row.id, path, added, set(remove))
+
     def delete_run(self, handle: str, force: bool = False) -> None:
         """Remove a run's rows and its directory.
 
@@ -254,13 +263,12 @@ class Store:
         the last refresh saw it) unless `force`.
         """
         row = self.get_run(handle)
-        worker = row.pid or row.slurm_job_id or row.status == "running"
-        if row.status in ACTIVE_STATUSES and worker and not force:
+        if row.may_have_worker and not force:
             raise RunError(
                 f"Run '{row.name}' is {row.status}; stop it first with `rhea stop {row.name}`."
             )
         with rundir.removing(rundir.run_dir(self.home, row.name)), self._transaction() as conn:
-            for table in ("metrics", "checkpoints", "evaluations"):
+            for table in ("metrics", "checkpoints", "evaluations", "tags"):
                 conn.execute(f"DELETE FROM {table} WHERE run = ?", (row.id,))  # noqa: S608
             conn.execute("DELETE FROM runs WHERE id = ?", (row.id,))
 
@@ -311,25 +319,14 @@ class Store:
         with self._reading() as conn:
             found = rows.find(conn, handle)
             if found is None:
-                raise UnknownRunError(self._unknown_message(conn, handle))
+                raise UnknownRunError(rows.unknown_run_message(conn, self.home, handle))
             return rows.with_details(conn, row_from(found, self.runs_root))
 
     def run_by_id(self, run_id: int) -> RunRow | None:
         """The summary row (no evaluation or checkpoints) of the run with id `run_id`."""
         with self._reading() as conn:
-            found = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            found = conn.execute(f"{rows.RUN_SELECT} WHERE runs.id = ?", (run_id,)).fetchone()
         return row_from(found, self.runs_root) if found else None
-
-    def _unknown_message(self, conn: sqlite3.Connection, handle: str) -> str:
-        names = [r["name"] for r in conn.execute("SELECT name FROM runs ORDER BY id DESC LIMIT 6")]
-        count = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        if not names:
-            return f"There is no run '{handle}': the Rhea home {self.home} has no runs yet."
-        more = f" ({count} in all; `rhea ls` lists them)" if count > len(names) else ""
-        return (
-            f"There is no run '{handle}' in {self.home}. Known runs: "
-            f"{', '.join(reversed(names))}{more}."
-        )
 
     def list_runs(
         self,
@@ -337,19 +334,32 @@ class Store:
         status: str | None = None,
         sort: str | None = None,
         descending: bool = False,
+        where: str | None = None,
     ) -> list[RunRow]:
-        """Runs (without evaluations and checkpoints), filtered and sorted by a summary column."""
+        """Runs (without evaluations and checkpoints), filtered and sorted by a summary column.
+
+        `where` is a filter expression (`where_sql`); FilterError when it is malformed.
+        """
         if status is not None and status not in STATUSES:
             raise RunError(f"Unknown status '{status}'; use one of {', '.join(STATUSES)}.")
         if sort is not None and sort not in SORT_KEYS:
             raise RunError(f"Cannot sort by '{sort}'; use one of {', '.join(SORT_KEYS)}.")
         with self._reading() as conn:
-            found = rows.select(conn, sweep, status, sort, descending)
+            condition = None if where is None else self._condition(conn, where)
+            found = rows.select(conn, sweep, status, sort, descending, condition)
         listed = [row_from(r, self.runs_root) for r in found]
         return listed if status is None else [r for r in listed if r.status == status]
 
-    def resolve_handles(self, handles: list[str]) -> list[RunRow]:
-        """Expand `sweep:NAME` and run handles into rows, in order, without duplicates."""
+    def _condition(self, conn: sqlite3.Connection, where: str) -> Condition:
+        return compile_filter(where, lambda: rows.config_keys(conn))
+
+    def resolve_handles(self, handles: list[str], where: str | None = None) -> list[RunRow]:
+        """Expand `sweep:NAME` and run handles into rows, in order, without duplicates; with
+        `where`, only the runs that match it (all runs that do when `handles` is empty)."""
+        # a malformed filter is reported before unknown handles
+        matching = None if where is None else self.list_runs(where=where)
+        if matching is not None and not handles:
+            return matching
         out: dict[int, RunRow] = {}
         for handle in handles:
             if handle.startswith("sweep:"):
@@ -360,7 +370,10 @@ class Store:
             else:
                 row = self.get_run(handle)
                 out.setdefault(row.id, row)
-        return list(out.values())
+        if matching is None:
+            return list(out.values())
+        ids = {row.id for row in matching}
+        return [row for row in out.values() if row.id in ids]
 
     def _check_sweep(self, name: str) -> None:
         with self._reading() as conn:
@@ -375,7 +388,7 @@ class Store:
     def _run_id(self, conn: sqlite3.Connection, handle: str) -> int:
         found = rows.find(conn, str(handle))
         if found is None:
-            raise UnknownRunError(self._unknown_message(conn, str(handle)))
+            raise UnknownRunError(rows.unknown_run_message(conn, self.home, str(handle)))
         return int(found["id"])
 
     def metrics(
