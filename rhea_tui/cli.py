@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from rhea_tui.commands import data, export, plot, runs, sweep, tui
+from rhea_tui.commands import data, export, plot, runs, sweep, tags, tui
 from rhea_tui.common import print_error
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (data, runs, sweep, export, plot, tui):
+for module in (data, runs, tags, sweep, export, plot, tui):
     module.register(app)
 
 

@@ -30,6 +30,18 @@ HomeOpt = Annotated[
     ),
 ]
 
+WhereOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--where",
+        help="Only runs that match a filter: key op value (= != < <= > >= ~ glob), joined "
+        "by and/or/not and parentheses; keys are summary columns (status, sweep, name, "
+        "best_test_loss, ...), tag and config keys. Example: "
+        '"status = completed and learning_rate < 1e-4".',
+        show_default=False,
+    ),
+]
+
 
 def resolve_home(home: Path | None = None) -> Path:
     """--home, else $RHEA_HOME, else the current directory."""

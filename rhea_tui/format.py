@@ -160,6 +160,11 @@ class RunColumn:
         return "-" if value in (None, "") else str(value)
 
 
+def tags_text(row: RunRow) -> str | None:
+    """A run's tags in a cell: 'baseline,paper' (None when it has none)."""
+    return ",".join(row.tags) or None
+
+
 def _started_ago(row: RunRow, now: float) -> float | None:
     started = row.started or row.created
     return now - started if started else None
@@ -184,6 +189,7 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     ),
     RunColumn("device", "device", lambda r, now: r.device or r.config.get("device"), tui="wide"),
     RunColumn("age", "age", _started_ago, kind="age"),
+    RunColumn("tags", "tags", lambda r, now: tags_text(r), tui="wide", cli="present"),
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, SlurmError, SweepError
 from rhea_engine.runs import slurm
+from rhea_engine.runs.rundir import check_tag
 from rhea_engine.runs.store import Store
 from rhea_engine.sweep import search as searchmod
 from rhea_engine.sweep import space as spacemod
@@ -52,6 +53,7 @@ class SweepRequest:
     gpus_per_run: int = 1
     account: str | None = None
     cpus_per_run: int | None = None
+    tags: list[str] = field(default_factory=list)  # every run of the sweep gets them
 
 
 @dataclass
@@ -225,6 +227,8 @@ def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
     """
     from rhea_engine.runs.supervise import SweepOptions
 
+    for tag in request.tags:
+        check_tag(tag)
     dims, fixed, loaded = _space(request)
     defaults = loaded.defaults if loaded is not None else {}
     search = request.search or defaults.get("search") or "grid"
@@ -296,7 +300,7 @@ def create(
             plan.configs = [{**c, **files} for c in plan.configs]
         else:
             spec["base"] = {**spec["base"], **files}
-    store.create_sweep(name, spec)
+    store.create_sweep(name, spec, tags=request.tags)
     if plan is not None:
         plan.name = name
         for run_name, run_config in zip(run_names, plan.configs, strict=True):

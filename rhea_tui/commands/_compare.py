@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
-from rhea_tui.common import HomeOpt, console, resolve_home
+from rhea_tui.common import HomeOpt, WhereOpt, console, resolve_home
 from rhea_tui.format import cell
 
 
@@ -108,7 +108,10 @@ def evaluation_table(result: dict[str, Any]) -> Table | None:
 
 
 def compare(
-    handles: Annotated[list[str], typer.Argument(help="Runs, or sweep:NAME.", show_default=False)],
+    handles: Annotated[
+        list[str] | None,
+        typer.Argument(help="Runs, or sweep:NAME (with --where: optional).", show_default=False),
+    ] = None,
     metric: Annotated[
         str, typer.Option(help="Metric for the last/best columns (and plotted).")
     ] = "test_loss",
@@ -126,22 +129,32 @@ def compare(
         list[str] | None,
         typer.Option(help="Objectives for --pareto/--importance (default: the sweep's own)."),
     ] = None,
+    where: WhereOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Compare runs: differing parameters, last/best metrics with baselines, overlaid curves.
 
-    Example: rhea compare sweep:sweep1 --metric test_loss (or --pareto, --importance)
+    With --where, the runs given (or all runs, when none is given) that match the filter.
+
+    Example: rhea compare sweep:sweep1 --where "best_test_loss < 0.5" (or --pareto, --importance)
     """
     from rhea_engine.compare import PLOT_METRICS, compare_home
+    from rhea_engine.errors import RunError
 
+    if not handles and where is None:
+        raise RunError("Name the runs to compare (run3 run4, or sweep:NAME), or give --where.")
     if pareto or importance:
+        if where is not None:
+            raise RunError("--pareto and --importance take a whole sweep; leave out --where.")
         from rhea_tui.commands._tradeoffs import tradeoffs
 
-        tradeoffs(resolve_home(home), handles, pareto, importance, objective or [], as_json, plots)
+        tradeoffs(
+            resolve_home(home), handles or [], pareto, importance, objective or [], as_json, plots
+        )
         return
 
     width = max(40, min(console.width, 160) - 4)
-    result = compare_home(resolve_home(home), handles, metric, width=width)
+    result = compare_home(resolve_home(home), handles or [], metric, width=width, where=where)
     if as_json:
         typer.echo(json.dumps(json_safe(result), indent=2))
         return

@@ -13,7 +13,15 @@ from rich.text import Text
 
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
-from rhea_tui.format import cli_columns, epochs_done, sci, sig, status_style, status_text
+from rhea_tui.format import (
+    cli_columns,
+    epochs_done,
+    sci,
+    sig,
+    status_style,
+    status_text,
+    tags_text,
+)
 
 SUMMARY_FIELDS = (
     "id",
@@ -41,6 +49,7 @@ SUMMARY_FIELDS = (
     "error",
     "fail_epoch",
     "fail_task",
+    "tags",
 )
 
 
@@ -152,6 +161,8 @@ def run_details(
     head.add_row("created", when)
     if row.sweep:
         head.add_row("sweep", row.sweep)
+    if row.tags:
+        head.add_row("tags", tags_text(row))
     where = f"{row.host or '-'} pid {row.pid or '-'}" + (
         f", Slurm job {row.slurm_job_id}" if row.slurm_job_id else ""
     )

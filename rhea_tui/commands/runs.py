@@ -12,7 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
+from rhea_tui.common import (
+    HomeOpt,
+    WhereOpt,
+    console,
+    err_console,
+    handle_errors,
+    resolve_home,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 _opened: list[Any] = []
@@ -85,14 +92,18 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", help="Start in the background and print the handle.")
     ] = False,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag the run (repeatable; see rhea tag).")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Train one model. Without --data, uses a synthetic data set generated once into <home>/data/.
 
-    Example: rhea run --lr 1e-4 --epochs 20 --width 64 --name first-try
+    Example: rhea run --lr 1e-4 --epochs 20 --width 64 --name first-try --tag baseline
     """
     from rhea_engine import config as config_mod
     from rhea_engine.runs import launch, preflight
+    from rhea_engine.runs.rundir import check_tag
 
     shortcuts = {
         "lr": lr,
@@ -109,11 +120,13 @@ def run(
     }
     cfg = config_mod.resolve(config, shortcuts, sets or [])
     data_files = preflight.check_new_run(cfg, name)
+    for tag in tags or []:
+        check_tag(tag)
     store = _store(home, create=True)
     launch.check_name_free(store, name)
     if not any(data_files):
         data_files = _default_data(store.home)
-    row, process = launch.launch_new_run(store, cfg, name, data_files)
+    row, process = launch.launch_new_run(store, cfg, name, data_files, tags=tags or [])
     if detach:
         console.print(row.name)
         return
@@ -224,21 +237,26 @@ def ls(
         typer.Option(help="Sort by: test_loss, train_loss, best_test_loss, eln, lr, epoch, ..."),
     ] = None,
     descending: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
+    where: WhereOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: HomeOpt = None,
 ) -> None:
     """List runs with their status and latest metrics.
 
-    Example: rhea ls --sweep lr-scan --sort test_loss
+    Example: rhea ls --where "status = completed and best_test_loss < 0.5" --sort test_loss
     """
     from rhea_tui.commands import _runs_render as render
 
     store = _store(home)
     if sweep is not None:
         store.resolve_handles([f"sweep:{sweep}"])  # an unknown sweep is an error, not "no runs"
-    rows = store.list_runs(sweep=sweep, status=status, sort=sort, descending=descending)
+    rows = store.list_runs(
+        sweep=sweep, status=status, sort=sort, descending=descending, where=where
+    )
     if as_json:
         print(json.dumps([render.row_json(r) for r in rows], indent=2))
+    elif not rows and (sweep or status or where):
+        err_console.print("No run matches; `rhea ls` lists them all.")
     elif not rows:
         err_console.print("No runs yet. Start one with `rhea run`.")
     else:
@@ -330,34 +348,65 @@ def resume(
 
 def rm(
     handles: Annotated[
-        list[str], typer.Argument(metavar="RUN...", help="Run handles or sweep:NAME.")
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="[RUN...]", help="Run handles or sweep:NAME (optional with --where)."
+        ),
+    ] = None,
+    where: WhereOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Delete runs: their rows in runs.db and their directories (checkpoints included).
 
-    Example: rhea rm run3 --yes
+    With --where, the runs given (or all runs, when none is given) that match the filter; the
+    matching runs are listed before you are asked. A sweep's record goes with sweep:NAME
+    only without --where.
+
+    Example: rhea rm --where "status = failed and sweep = lr-scan"
     """
     from rhea_engine.errors import RunError
 
+    if not handles and where is None:
+        raise RunError("Name the runs to delete (run3, sweep:NAME), or give --where.")
     store = _store(home)
-    rows = store.resolve_handles(handles)
-    sweeps = [h[len("sweep:") :] for h in handles if h.startswith("sweep:")]
-    names = ", ".join([r.name for r in rows] + [f"sweep {s}" for s in sweeps])
-    if not yes:
-        if not sys.stdin.isatty():
-            raise RunError(f"Deleting {names} cannot be undone; add --yes to confirm.")
-        if rows:
-            names += " and its directory" if len(rows) == 1 else " and their directories"
-        if not typer.confirm(f"Delete {names}?", default=False):
-            raise typer.Exit(1)
+    rows = store.resolve_handles(handles or [], where)
+    sweeps = [] if where else [h[len("sweep:") :] for h in handles or [] if h.startswith("sweep:")]
+    if where is not None and not rows:
+        err_console.print("No run matches the filter; nothing was deleted.")
+        return
+    busy = [r.name for r in rows if r.may_have_worker]
+    if busy and (where is not None or len(rows) > 1):
+        raise RunError(
+            f"{', '.join(busy)} may still be training; stop them first (`rhea stop`) or leave "
+            "them out (for example add `and status != running`). Nothing was deleted."
+        )
+    _confirm_deletion(rows, sweeps, yes)
     for row in rows:
         store.delete_run(row.name)
         console.print(f"Deleted {row.name}.")
     for sweep in dict.fromkeys(sweeps):
         store.delete_sweep(sweep)
         console.print(f"Deleted sweep {sweep}; the name is free again.")
+
+
+def _confirm_deletion(rows: list[Any], sweeps: list[str], yes: bool) -> None:
+    """List what goes and ask (on a terminal); without one, only --yes deletes."""
+    from rhea_engine.errors import RunError
+
+    if yes:
+        return
+    names = ", ".join([r.name for r in rows] + [f"sweep {s}" for s in sweeps])
+    if not sys.stdin.isatty():
+        raise RunError(f"Deleting {names} cannot be undone; add --yes to confirm.")
+    if len(rows) > 1:
+        console.print(f"{len(rows)} runs:")
+        for row in rows:
+            console.print(f"  {row.name:<24} {row.status:<10} {row.sweep or ''}")
+    if rows:
+        names += " and its directory" if len(rows) == 1 else " and their directories"
+    if not typer.confirm(f"Delete {names}?", default=False):
+        raise typer.Exit(1)
 
 
 @db_app.command("rebuild")

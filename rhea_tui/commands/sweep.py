@@ -177,6 +177,9 @@ def sweep(
     dry_run: Annotated[
         bool, typer.Option(help="Print the trials or the search (as JSON) and create nothing.")
     ] = False,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag every run of the sweep (repeatable).")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Search hyperparameters as a named sweep: grid, random, or model-based (Optuna).
@@ -235,6 +238,7 @@ def sweep(
         gpus_per_run=gpus_per_run,
         account=account,
         cpus_per_run=cpus_per_run,
+        tags=tags or [],
     )
     # every trial is validated before runs.db is even opened: a bad value writes nothing
     prepared = start.prepare(request, dry_run=dry_run)
