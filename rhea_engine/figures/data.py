@@ -32,6 +32,7 @@ class PlotOptions:
     versus: str | None = None
     objectives: tuple[str, ...] = ()
     at: str = "last"
+    where: str | None = None  # a filter (`rhea ls --where`): only the runs that match it
 
     def check(self) -> None:
         for label, value, allowed in (

@@ -43,7 +43,10 @@ class PlotResult:
 
 def _load(store: Any, handles: Sequence[str], options: PlotOptions) -> list[RunData]:
     refresh(store)
-    rows = store.resolve_handles(list(handles))
+    rows = store.resolve_handles(list(handles), options.where)
+    if not rows and options.where is not None:
+        within = f" among {' '.join(handles)}" if handles else ""
+        raise PlotError(f"Nothing to plot: no run{within} matches the filter {options.where!r}.")
     if not rows:
         raise PlotError(f"Nothing to plot: {' '.join(handles)} holds no runs yet.")
     if options.kind == "evaluation" and len(rows) != 1:

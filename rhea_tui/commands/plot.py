@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rhea_tui.common import HomeOpt, console, handle_errors, resolve_home
+from rhea_tui.common import HomeOpt, WhereOpt, console, handle_errors, resolve_home
 
 
 def register(app: typer.Typer) -> None:
@@ -16,13 +16,16 @@ def register(app: typer.Typer) -> None:
     @app.command("plot")
     @handle_errors
     def plot(
-        handles: Annotated[
-            list[str], typer.Argument(help="Runs, or sweep:NAME.", show_default=False)
-        ],
         output: Annotated[
             Path,
             typer.Option("--output", "-o", help="The figure file: .pdf, .png or .svg."),
         ],
+        handles: Annotated[
+            list[str] | None,
+            typer.Argument(
+                help="Runs, or sweep:NAME (with --where: optional).", show_default=False
+            ),
+        ] = None,
         metric: Annotated[
             list[str] | None,
             typer.Option(
@@ -79,12 +82,16 @@ def register(app: typer.Typer) -> None:
         at: Annotated[
             str, typer.Option(help="--kind final/pareto: a metric's last or best value.")
         ] = "last",
+        where: WhereOpt = None,
         home: HomeOpt = None,
     ) -> None:
         """Write a figure of runs or a sweep to a PDF, PNG or SVG file (needs rhea[plot]).
 
-        Example: rhea plot sweep:lr -o lr.pdf --style paper --metric test_loss
+        With --where, the runs given (or all runs, when none is given) that match the filter.
+
+        Example: rhea plot sweep:lr -o lr.pdf --style paper --where "status = completed"
         """
+        from rhea_engine.errors import PlotError
         from rhea_engine.figures.data import PlotOptions
         from rhea_engine.figures.plot import plot as draw
         from rhea_engine.runs.store import Store
@@ -100,8 +107,11 @@ def register(app: typer.Typer) -> None:
             versus=versus,
             objectives=tuple(objective or ()),
             at=at,
+            where=where,
         )
+        if not handles and where is None:
+            raise PlotError("Name the runs to plot (run3 run4, or sweep:NAME), or give --where.")
         with Store.open_existing(resolve_home(home)) as store:
-            result = draw(store, handles, output, options)
+            result = draw(store, handles or [], output, options)
         runs = ", ".join(result.runs[:6]) + (" ..." if len(result.runs) > 6 else "")
         console.print(f"wrote {result.output} ({result.kind}, {result.axes} axes: {runs})")

@@ -185,3 +185,17 @@ def test_rm_where_lists_the_matches_and_asks(home: Path) -> None:
     shown = _answer_prompt(home, ["rm", "--where", "status = failed"], b"y\n")
     assert "Deleted broken." in shown, shown
     assert [r.name for r in Store(home).list_runs()] == ["scan-1", "scan-2", "solo"]
+
+
+def test_plot_where_draws_only_the_matching_runs(home: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "fig.svg"
+    result = runner.invoke(
+        app, ["plot", "--where", "best_test_loss < 0.7", "-o", str(out), "--metric", "test_loss"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scan-1, scan-2, solo" in flat(result.output)
+    text = out.read_text()
+    assert "scan-1" in text and "solo" in text and "broken" not in text and "scan-3" not in text
+    result = runner.invoke(app, ["plot", "sweep:scan", "--where", "tag = x", "-o", str(out)])
+    assert result.exit_code == 2 and "no run among sweep:scan matches" in flat(result.stderr)
