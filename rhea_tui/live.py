@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rhea_engine.errors import UnknownRunError
+from rhea_engine.errors import FilterError, UnknownRunError
 from rhea_engine.runs import rundir
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
@@ -39,6 +39,9 @@ class PollRequest:
     watched: dict[str, int]  # handle -> last epoch of its series already held (0: nothing)
     log_sizes: dict[str, int] = field(default_factory=dict)  # handle -> stdout.log size shown
     held: dict[str, tuple[object, ...]] = field(default_factory=dict)  # row_signature of details
+    where: str | None = None  # the runs screen's filter expression, matched by SQLite
+    matched_where: str | None = None  # the expression whose matches are held...
+    matched_version: int | None = None  # ... as of this data version
 
 
 @dataclass
@@ -51,10 +54,17 @@ class PollResult:
     reset: set[str] = field(default_factory=set)  # handles whose series start over
     logs: dict[str, tuple[int, str]] = field(default_factory=dict)  # handle -> (size, tail)
     details: dict[str, RunRow] = field(default_factory=dict)  # watched runs, with checkpoints
+    matches: set[int] | None = None  # ids of the runs that match `matched_where`
+    matched_where: str | None = None
 
     @property
     def changed(self) -> bool:
-        return self.runs is not None or bool(self.metrics) or bool(self.logs)
+        return (
+            self.runs is not None
+            or bool(self.metrics)
+            or bool(self.logs)
+            or self.matches is not None
+        )
 
 
 def run_path(home: Path, handle: str, row: RunRow | None) -> Path:
@@ -104,6 +114,13 @@ def poll(store: Store, home: Path, request: PollRequest) -> PollResult:
     version = store.data_version()
     runs = store.list_runs() if version != request.version else None
     result = PollResult(version=version, runs=runs)
+    matched = (request.matched_where, request.matched_version)
+    if request.where is not None and matched != (request.where, version):
+        try:
+            result.matches = store.run_ids(request.where)
+        except FilterError:
+            result.matches = set()  # the screen checked it; a key may have gone meanwhile
+        result.matched_where = request.where
     by_name = {row.name: row for row in runs} if runs is not None else None
     for handle, known_epoch in request.watched.items():
         row = by_name.get(handle) if by_name is not None else None

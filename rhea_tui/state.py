@@ -53,6 +53,10 @@ class TuiState:
         self.details: dict[str, RunRow] = {}  # watched runs with checkpoints and evaluation
         self.watched: dict[str, int] = {}  # handle -> number of screens watching it
         self.attached: set[str] = set()  # runs started without detach: stopped on quit
+        self.where: str | None = None  # the runs screen's filter expression (see filtering)
+        self.matches: set[int] | None = None  # ids of the runs that match `matched_where`
+        self.matched_where: str | None = None
+        self.matched_version: int | None = None
         self._unread: set[str] = set()  # newly watched: only a full series may be merged
         self._asked: set[str] = set()  # handles the latest request covered
         self._store_factory = store_factory
@@ -87,6 +91,9 @@ class TuiState:
                 for h in self.watched
                 if h in self.details and h not in self._unread
             },
+            where=self.where,
+            matched_where=self.matched_where,
+            matched_version=self.matched_version,
         )
 
     def apply(self, result: PollResult) -> bool:
@@ -107,6 +114,9 @@ class TuiState:
                 self._unread.discard(handle)
             held = self.series.get(handle, {})
             self.series[handle] = merge_series(held, fresh, handle in result.reset)
+        if result.matched_where is not None:
+            self.matches, self.matched_where = result.matches, result.matched_where
+            self.matched_version = result.version
         self.logs.update({h: tail for h, tail in result.logs.items() if h in self.watched})
         self.details.update(
             {

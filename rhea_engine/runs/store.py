@@ -350,6 +350,12 @@ class Store:
         listed = [row_from(r, self.runs_root) for r in found]
         return listed if status is None else [r for r in listed if r.status == status]
 
+    def run_ids(self, where: str) -> set[int]:
+        """Ids of the runs that match a filter expression (FilterError when malformed)."""
+        with self._reading() as conn:
+            found = rows.select(conn, None, None, None, False, self._condition(conn, where))
+        return {row["id"] for row in found}
+
     def _condition(self, conn: sqlite3.Connection, where: str) -> Condition:
         return compile_filter(where, lambda: rows.config_keys(conn))
 

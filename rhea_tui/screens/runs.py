@@ -8,6 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.events import Resize
 from textual.markup import escape
 from textual.widgets import Footer, Input, Static
@@ -15,7 +16,9 @@ from textual.widgets import Footer, Input, Static
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import STATUSES
 from rhea_tui import actions
+from rhea_tui.filtering import TypedFilter, error_lines, passes, read_filter
 from rhea_tui.format import status_mark, status_style
+from rhea_tui.messages import PollNow
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.runs_table import GROUP_PREFIX, RunsTable
@@ -40,6 +43,7 @@ HELP = [
     ("e", "export the selected run (TorchScript)"),
     ("d", "delete the selected run (asks first)"),
     ("/", "filter: words, sweep:NAME, status:running (Enter keeps, Esc hides)"),
+    ("", "or an expression: status = running and learning_rate < 1e-4, tag = x, name ~ 'lr*'"),
     ("f", "cycle the status filter"),
     ("g", "group by sweep"),
     ("o / O", "cycle the sort column / reverse the order"),
@@ -48,20 +52,7 @@ HELP = [
 ]
 AGE_REFRESH_S = 20.0
 STATUS_FILTERS = (None, "running", "failed", "diverged", "completed", "stopped", "lost", "queued")
-
-
-def parse_filter(text: str) -> tuple[str | None, str | None, list[str]]:
-    """'sweep:NAME status:S words' -> (sweep, status, words)."""
-    sweep = status = None
-    words = []
-    for token in text.split():
-        if token.startswith("sweep:"):
-            sweep = token[len("sweep:") :] or None
-        elif token.startswith("status:"):
-            status = token[len("status:") :] or None
-        else:
-            words.append(token.lower())
-    return sweep, status, words
+FILTER_PLACEHOLDER = "filter: words, or key op value (status = running and best_test_loss < 0.5)"
 
 
 def _sort_value(row: RunRow, field: str) -> float:
@@ -99,6 +90,7 @@ class RunsScreen(StateScreen):
         super().__init__(state)
         self.marked: set[str] = set()
         self.filter_text = ""
+        self.typed = TypedFilter()
         self.status_filter: str | None = None
         self.sort_index = 0
         self.descending = False
@@ -108,7 +100,9 @@ class RunsScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-summary")
         yield RunsTable(id="runs-table")
-        yield Input(placeholder="filter: words, sweep:NAME, status:running", id="runs-filter")
+        with Vertical(id="runs-filter-box"):
+            yield Input(placeholder=FILTER_PLACEHOLDER, id="runs-filter")
+            yield Static("", id="runs-filter-error", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -130,20 +124,14 @@ class RunsScreen(StateScreen):
 
     # --- drawing ---------------------------------------------------------------------
     def visible_rows(self) -> list[RunRow]:
-        sweep, status, words = parse_filter(self.filter_text)
-        status = status or self.status_filter
-        rows = []
-        for row in self.state.runs:
-            if sweep is not None and row.sweep != sweep:
-                continue
-            if status is not None and row.status != status:
-                continue
-            haystack = " ".join(
-                str(x) for x in (row.name, row.sweep, row.status, row.device, row.host) if x
-            ).lower()
-            if any(word not in haystack for word in words):
-                continue
-            rows.append(row)
+        # an expression that cannot be used keeps the latest one that could
+        matches = self.state.matches if self.state.where is not None else None
+        status = self.typed.status or self.status_filter
+        rows = [
+            row
+            for row in self.state.runs
+            if passes(row, self.typed, matches) and (status is None or row.status == status)
+        ]
         field = SORTS[self.sort_index][0]
         rows.sort(key=lambda r: (_sort_value(r, field), r.id), reverse=self.descending)
         if self.descending:  # missing values stay last either way
@@ -178,7 +166,7 @@ class RunsScreen(StateScreen):
         view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
         if self.filter_text or self.status_filter:
             typed = escape(f"{self.filter_text} {self.status_filter or ''}".strip())
-            view.append(f"filter {typed}")
+            view.append(f"filter {typed}" + (" [b]⚠[/b]" if self.typed.error else ""))
             view.append(f"{len(self.shown)} shown")
         if self.group:
             view.append("grouped by sweep")
@@ -297,30 +285,43 @@ class RunsScreen(StateScreen):
         self.app.push_screen(ConfirmScreen(question, "Delete"), confirmed)
 
     def action_filter(self) -> None:
+        self.query_one("#runs-filter-box").add_class("shown")
         box = self.query_one("#runs-filter", Input)
-        box.add_class("shown")
         box.value = self.filter_text
         box.focus()
 
+    def set_filter(self, text: str) -> None:
+        """Read the filter box's text; an expression goes to the next poll (at once)."""
+        self.filter_text = text.strip()
+        keys = {key for row in self.state.runs for key in row.config}
+        self.typed = read_filter(self.filter_text, keys)
+        error = self.query_one("#runs-filter-error", Static)
+        error.update(error_lines(self.typed.error) if self.typed.error else "")
+        error.set_class(self.typed.error is not None, "shown")
+        if self.typed.error is None and self.typed.expression != self.state.where:
+            self.state.where = self.typed.expression
+            if self.state.where is not None:
+                self.post_message(PollNow())
+        self.update_data()
+
     @on(Input.Changed, "#runs-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        self.update_data()
+        self.set_filter(event.value)
 
     @on(Input.Submitted, "#runs-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
-        event.input.remove_class("shown")
+        self.query_one("#runs-filter-box").remove_class("shown")
         self.query_one(RunsTable).focus()
 
     def action_clear(self) -> None:
         box = self.query_one("#runs-filter", Input)
         if box.has_focus:
-            box.remove_class("shown")
+            self.query_one("#runs-filter-box").remove_class("shown")
             self.query_one(RunsTable).focus()
             return
-        self.filter_text, self.status_filter = "", None
+        self.status_filter = None
         self.marked.clear()
-        self.update_data()
+        self.set_filter("")
 
     def action_cycle_status(self) -> None:
         index = STATUS_FILTERS.index(self.status_filter)
