@@ -121,6 +121,8 @@ def build(home: Path) -> None:
                     "of memory. Tried to allocate 2.00 GiB",
                 )
         (row.path / "stdout.log").write_text("\n".join(lines[-30:]) + "\n")
+    store.tag("baseline", add=["reference"])
+    store.tag("lr-3e-4", add=["paper"])
     refresh(store)
     store.close()
 
@@ -145,7 +147,10 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
     async def take(name: str) -> None:
         await asyncio.sleep(0.3)
         svg = out / f"{name}{suffix}.svg"
-        app.save_screenshot(str(svg))
+        # rsvg-convert draws Textual's no-break spaces with no width: plain spaces, kept
+        # as they are, put indented cells and carets where the terminal has them
+        text = app.export_screenshot().replace("&#160;", " ")
+        svg.write_text(text.replace("<svg ", '<svg xml:space="preserve" ', 1))
         shots.append(svg)
 
     async with app.run_test(size=size) as pilot:
@@ -176,6 +181,11 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
         await take("new-run-form")
         await pilot.press("escape", "question_mark")
         await take("help")
+        await pilot.press("escape", "slash", *"sweep = lr-scan and learning_rate < 5e-4")
+        await until(pilot, lambda: len(table._layout) == 2)
+        await take("runs-filter")
+        await pilot.press(*" or")
+        await take("runs-filter-error")
     return shots
 
 

@@ -164,9 +164,11 @@ class RunsScreen(StateScreen):
         elif not self.state.runs:
             parts.append("none yet: press n to start one")
         view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
-        if self.filter_text or self.status_filter:
-            typed = escape(f"{self.filter_text} {self.status_filter or ''}".strip())
-            view.append(f"filter {typed}" + (" [b]⚠[/b]" if self.typed.error else ""))
+        # the filter in force (while the box holds a mistake, the latest one that worked)
+        applied = self.filter_text if self.typed.error is None else self.state.where or ""
+        if applied or self.status_filter:
+            typed = escape(f"{applied} {self.status_filter or ''}".strip())
+            view.append(f"filter {typed}")
             view.append(f"{len(self.shown)} shown")
         if self.group:
             view.append("grouped by sweep")
