@@ -148,7 +148,7 @@ def test_rm_where_refuses_runs_that_may_still_train(home: Path) -> None:
     with Store(home) as store:
         store.create_run({"epochs": 2}, name="live", status="running")
         store.update_run("live", pid=os.getpid())
-    result = runner.invoke(app, ["rm", "--where", "name ~ '*i*'", "--yes"])
+    result = runner.invoke(app, ["rm", "--where", "name ~ '*l*'", "--yes"])
     assert result.exit_code == 2 and "live may still be training" in flat(result.stderr)
     assert {"live", "solo"} <= {r.name for r in Store(home).list_runs()}
 
@@ -199,3 +199,24 @@ def test_plot_where_draws_only_the_matching_runs(home: Path, tmp_path: Path) -> 
     assert "scan-1" in text and "solo" in text and "broken" not in text and "scan-3" not in text
     result = runner.invoke(app, ["plot", "sweep:scan", "--where", "tag = x", "-o", str(out)])
     assert result.exit_code == 2 and "no run among sweep:scan matches" in flat(result.stderr)
+
+
+TINY = ["--epochs", "1", "--width", "8", "--nhidden", "0", "--device", "cpu"]
+TINY += ["--set", "epoch_num_samples=1000", "--set", "batch_size=250"]
+
+
+def test_run_and_sweep_tag_their_runs(rhea_home: Path, tiny_data: tuple[Path, Path]) -> None:
+    data = ["--data", str(tiny_data[0]), "--stable-data", str(tiny_data[1])]
+    result = runner.invoke(app, ["run", *TINY, *data, "--tag", "bad tag"])
+    assert result.exit_code == 2 and "not a valid tag" in flat(result.stderr)
+    assert not (rhea_home / "runs").exists() or not any((rhea_home / "runs").iterdir())
+    result = runner.invoke(app, ["run", *TINY, *data, "--name", "one", "--tag", "baseline"])
+    assert result.exit_code == 0, result.output
+    args = ["sweep", "--lr", "1e-3,3e-3", "--name", "sc", *TINY, *data]
+    result = runner.invoke(app, [*args, "--tag", "scan", "--tag", "cpu-only"])
+    assert result.exit_code == 0, result.output
+    with Store(rhea_home) as store:
+        tags = {row.name: row.tags for row in store.list_runs()}
+    assert tags == {"one": ["baseline"], "sc-1": ["cpu-only", "scan"], "sc-2": ["cpu-only", "scan"]}
+    result = runner.invoke(app, ["ls", "--where", "tag = scan and status = completed"])
+    assert listed(result.output) == ["sc-1", "sc-2"]
