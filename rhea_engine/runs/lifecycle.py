@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from rhea_engine.runs.procs import pid_alive, this_host
 from rhea_engine.runs.rows import RunRow
@@ -107,7 +108,9 @@ def verdict(
     host = f" on {row.host or this_host()}" if not row.slurm_job_id else ""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
     output_note = "its output ends as below" if tail else f"its output ({output}) is empty"
-    if row.last_epoch is None:
+    if row.path is not None and _logged_by_a_script(row.path):
+        advice = "run the script again (Rhea cannot resume a run that a script logged)"
+    elif row.last_epoch is None:
         advice = f"start it again with `rhea resume {row.name} --from-scratch`"
     else:
         advice = f"continue it from its last checkpoint with `rhea resume {row.name}`"
@@ -119,6 +122,12 @@ def verdict(
         f"({max(0.0, now - last):.0f} s before this check); {output_note}. To go on, {advice}.",
         tail,
     )
+
+
+def _logged_by_a_script(path: Path) -> bool:
+    from rhea_engine.tracking import is_script_run  # the tracking API imports the run writer
+
+    return is_script_run(path)
 
 
 def output_tail(row: RunRow, lines: int = TAIL_LINES) -> str | None:

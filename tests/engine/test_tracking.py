@@ -255,6 +255,8 @@ def test_a_script_ends_failed_lost_or_stopped(tmp_path: Path, mode: str) -> None
             script.wait(timeout=30)
             row = _row_when(store, mode, lambda r: r.status == "lost")
             assert f"pid {script.pid}" in (row.error or "")
+            assert "run the script again" in (row.error or "")
+            assert "rhea resume" not in (row.error or "")  # which refuses a script's run
         else:
             assert "SIGTERM" in stop_run(store, store.get_run(mode))
             assert script.wait(timeout=30) == 0  # the with block ends, the script goes on
