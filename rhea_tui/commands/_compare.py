@@ -39,11 +39,22 @@ def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str |
 
 
 def params_table(result: dict[str, Any]) -> Table | str:
-    """The parameters that differ, one row per run (or a sentence when none does)."""
+    """The parameters that differ (or a sentence when none does).
+
+    One row per run; one row per parameter when there are more parameters than runs, so that
+    many differing parameters (runs imported from both upstream branches) stay readable.
+    """
     params = result["params"]
     if not params:
         return "The runs have the same parameters."
     table = Table(title="Parameters that differ", title_justify="left", header_style="bold")
+    if len(params) > len(result["runs"]):
+        table.add_column("parameter")
+        for run in result["runs"]:
+            table.add_column(run, justify="right")
+        for key, values in params.items():
+            table.add_row(key, *(cell(values.get(run)) for run in result["runs"]))
+        return table
     table.add_column("run")
     for key in params:
         table.add_column(key, justify="right")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
+from rhea_tui.format import cell
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from upstream_format import write_run  # noqa: E402
@@ -70,3 +71,25 @@ def test_import_malformed_exits_2(rhea_home: Path, tmp_path: Path) -> None:
     assert "loss.dat, line 2" in text and "Traceback" not in result.output
     missing = runner.invoke(app, ["import", str(tmp_path / "nowhere")], env={"COLUMNS": "400"})
     assert missing.exit_code == 2 and "not a directory" in missing.output
+
+
+def test_compare_of_both_branches_prints_every_differing_parameter_readably(
+    rhea_home: Path, tmp_path: Path
+) -> None:
+    write_run(tmp_path / "not_main_run", "not-main", 1e-5)
+    write_run(tmp_path / "main_trial", "main", 1e-3)
+    for folder in ("not_main_run", "main_trial"):
+        assert runner.invoke(app, ["import", str(tmp_path / folder)]).exit_code == 0
+    params = json.loads(
+        runner.invoke(app, ["compare", "not_main_run", "main_trial", "--json"]).output
+    )["params"]
+    assert len(params) > 10  # the branches record many different parameters
+    compared = runner.invoke(app, ["compare", "not_main_run", "main_trial"], env={"COLUMNS": "150"})
+    assert compared.exit_code == 0, compared.output
+    lines = compared.output.splitlines()
+    # every differing parameter is named in full on a line that also holds a value of it
+    for key, values in params.items():
+        shown = [line for line in lines if f"│ {key} " in line]
+        assert shown, f"{key} is not shown in full"
+        value = next(cell(v) for v in values.values() if v is not None)
+        assert value[:8] in shown[0], (key, value, shown[0])
