@@ -110,6 +110,8 @@ def _meta(upstream: UpstreamRun) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "imported_from": str(upstream.folder),
         "upstream_branch": upstream.branch,
+        # the config keys upstream set; the others are Rhea's defaults, never upstream's choice
+        "upstream_config_keys": sorted(upstream.config),
     }
     if upstream.unmapped:
         meta["upstream_parameters"] = upstream.unmapped
@@ -206,6 +208,11 @@ def import_summary(
             if key in summary
         )
         lines.append(("trial summary", figures))
+    set_upstream = meta.get("upstream_config_keys")
+    if isinstance(set_upstream, list):
+        unset = [key for key in cfgmod.default_config().to_dict() if key not in set_upstream]
+        if unset:
+            lines.append(("Rhea defaults", f"{', '.join(unset)}: not set upstream"))
     for note in meta.get("import_notes") or []:
         lines.append(("note", str(note)))
     if any(c.get("kind") == UPSTREAM_CHECKPOINT_KIND for c in checkpoints):
@@ -222,7 +229,8 @@ def import_summary(
 
 def compared_parameters(row: Any) -> dict[str, Any]:
     """A run's config plus, for an imported run, its verbatim upstream parameters (prefixed
-    `upstream `), so that `rhea compare` shows those that differ too."""
+    `upstream `), so that `rhea compare` shows those that differ too. Of an imported run's
+    config only the keys upstream set are compared: the others hold Rhea's defaults."""
     meta = imported_metadata(row.path)
     kept = meta.get("upstream_parameters") or {}
     # reprs of functions name their memory address, which differs from run to run
@@ -230,4 +238,8 @@ def compared_parameters(row: Any) -> dict[str, Any]:
         f"upstream {key}": _ADDRESS_RE.sub("", value) if isinstance(value, str) else value
         for key, value in kept.items()
     }
-    return {**row.config, **shown}
+    set_upstream = meta.get("upstream_config_keys")
+    config = row.config
+    if isinstance(set_upstream, list):  # an import: Rhea's defaults are no upstream choice
+        config = {key: value for key, value in config.items() if key in set_upstream}
+    return {**config, **shown}

@@ -55,6 +55,9 @@ def test_show_and_compare_print_what_upstream_main_recorded(
     assert "F4_test_loss" in out and "validation_score" in out and "weight_F4" in out
     assert "stable data/stable_zerofluxfac_database.h5" in out
     assert "upstream TorchScript" in out and "rhea predict FILE" in out
+    defaults = out.split("Rhea defaults ", 1)[1].split(": not set upstream", 1)[0].split(", ")
+    assert "width_shared" in defaults and "nhidden_flux" in defaults  # main has neither
+    assert "learning_rate" not in defaults and "batch_size" not in defaults  # main sets both
     compared = runner.invoke(app, ["compare", "sweep:trials", "--json"])
     params = json.loads(compared.output)["params"]
     assert params["upstream irreps_hidden"] == {"trials-1": "4x0e+4x1o", "trials-2": "8x0e+8x1o"}
@@ -84,6 +87,11 @@ def test_compare_of_both_branches_prints_every_differing_parameter_readably(
         runner.invoke(app, ["compare", "not_main_run", "main_trial", "--json"]).output
     )["params"]
     assert len(params) > 10  # the branches record many different parameters
+    # main has no widths nor density/flux depths: no Rhea default is passed off as its choice
+    for key in ("width_shared", "width_flux", "nhidden_density", "nhidden_flux"):
+        assert params[key] == {"not_main_run": params[key]["not_main_run"], "main_trial": None}
+        assert params[key]["not_main_run"] is not None
+    assert params["learning_rate"] == {"not_main_run": 1e-5, "main_trial": 1e-3}
     compared = runner.invoke(app, ["compare", "not_main_run", "main_trial"], env={"COLUMNS": "150"})
     assert compared.exit_code == 0, compared.output
     lines = compared.output.splitlines()
