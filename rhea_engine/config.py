@@ -23,6 +23,7 @@ ACTIVATIONS = ("leaky_relu", "relu", "gelu", "silu", "tanh")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 LEPTON_CONSERVATION = ("none", "direct", "ymatrix")
 TASK_WEIGHTINGS = ("fixed", "learned", "pcgrad")
+COMPILE_MODES = ("auto", "true", "false")
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
 ARCHITECTURES = ("transfer", "equivariant")
 SYMMETRIES = ("none", "box3d", "full")
@@ -111,7 +112,9 @@ class TrainConfig:
     # execution
     device: str = "auto"
     num_threads: int = 0  # 0: torch's default
-    compile: bool = False  # torch.compile the model (CUDA only; ignored on CPU)
+    # torch.compile the training step: auto (on CUDA, and on the CPU for runs long enough to
+    # repay the compilation), true or false
+    compile: str = "auto"
     autocast_bf16: bool = False  # bf16 autocast of the trunk (CUDA only)
     heartbeat_seconds: float = 5.0
 
@@ -198,6 +201,8 @@ def coerce(key: str, value: Any) -> Any:
                 raise ValueError
             return number
         if kind is str:
+            if isinstance(value, bool):  # `compile = true` in TOML, or a config of an older Rhea
+                return "true" if value else "false"
             if not isinstance(value, str):
                 raise ValueError
             return value.strip()
@@ -271,6 +276,7 @@ def _validate(cfg: TrainConfig) -> None:
             "'average_heavies_in_final_state' = true singles out mu and tau; set "
             "average_heavies_in_final_state = false, or use symmetry = box3d."
         )
+    _choice("compile", cfg.compile, COMPILE_MODES)
     if not _DEVICE_RE.fullmatch(cfg.device):
         raise ConfigError(
             f"Config key 'device' must be auto, cpu, cuda or cuda:N; got '{cfg.device}'."

@@ -7,12 +7,24 @@ the host, so a training loop can accumulate them on the device. Four-flux argume
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from rhea_engine.physics.units import NDENS_TO_INVSEC
 
 Loss = tuple[torch.Tensor, torch.Tensor]
+
+# The data each task's loss is computed on (the data kinds of `train_data.data_manifest`).
+TASK_DATA = {
+    "stability": "stable",
+    "ndens": "asymptotic",
+    "fluxmag": "asymptotic",
+    "direction": "asymptotic",
+    "growthrate": "asymptotic",
+    "unphysical": "asymptotic",
+}
 
 
 def _magnitude(F: torch.Tensor) -> torch.Tensor:
@@ -163,3 +175,31 @@ def pcgrad(grads: list[torch.Tensor], order: list[list[int]]) -> torch.Tensor:
             g_i = g_i - coeff * g_j
         projected.append(g_i)
     return torch.stack(projected).sum(dim=0)
+
+
+def pcgrad_backward(
+    task_losses: Sequence[torch.Tensor], params: Sequence[torch.Tensor], order: list[list[int]]
+) -> None:
+    """Set each parameter's `.grad` to the PCGrad combination of the tasks' gradients.
+
+    The per-task gradients are flattened over all `params`, combined by `pcgrad`, and cut
+    back into one gradient per parameter; a parameter a task does not reach gets zero.
+    """
+    grads = []
+    for k, loss in enumerate(task_losses):
+        g = torch.autograd.grad(
+            loss, params, retain_graph=k < len(task_losses) - 1, allow_unused=True
+        )
+        grads.append(
+            torch.cat(
+                [
+                    (gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                    for gi, p in zip(g, params, strict=True)
+                ]
+            )
+        )
+    flat = pcgrad(grads, order)
+    start = 0
+    for p in params:
+        p.grad = flat[start : start + p.numel()].view_as(p).clone()
+        start += p.numel()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from train_fixtures import tiny_config, tiny_data, write_h5_sets
+from train_fixtures import random_F4, tiny_config, tiny_data, write_h5_sets
 
+from rhea_engine import losses as L
 from rhea_engine.checkpoint import latest_checkpoint, load_checkpoint
 from rhea_engine.errors import DataError, DeviceError, DivergedError, RunError
 from rhea_engine.model import model_from_checkpoint
 from rhea_engine.train import Callbacks, resolve_device, train
 from rhea_engine.train_data import epoch_indices, load_training_data
+from rhea_engine.trainer import Trainer
 from rhea_engine.vocabulary import TASKS
 
 
@@ -142,21 +145,65 @@ def test_latest_checkpoint_and_bad_files(tmp_path: Path, data) -> None:  # type:
         load_checkpoint(tmp_path / "foreign.pt")
 
 
-@pytest.mark.parametrize("weighting", ["learned", "pcgrad"])
-def test_task_weightings_train(tmp_path: Path, data, weighting: str) -> None:  # type: ignore[no-untyped-def]
+def test_learned_task_weights_train(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
     rec = Recorder()
-    config = tiny_config(epochs=2, task_weighting=weighting, epoch_num_samples=1024)
+    config = tiny_config(epochs=2, task_weighting="learned", epoch_num_samples=1024)
     train(config, callbacks=rec, checkpoint_dir=tmp_path, data=data, evaluate_at_end=False)
     metrics = rec.epochs[-1][1]
     assert np.isfinite(metrics["test_loss"])
-    if weighting == "learned":
-        weights = [
-            metrics[f"weight_{t}"]
-            for t in ("stability", "ndens", "fluxmag", "direction", "growthrate")
-        ]
-        assert all(w > 0 for w in weights) and any(w != 1.0 for w in weights)
-    else:
-        assert not any(k.startswith("weight_") for k in metrics)
+    weights = [
+        metrics[f"weight_{t}"] for t in ("stability", "ndens", "fluxmag", "direction", "growthrate")
+    ]
+    assert all(w > 0 for w in weights) and any(w != 1.0 for w in weights)
+
+
+def test_pcgrad_backward_assembles_the_projected_gradient() -> None:
+    """Hand-computed: g1 = (1, 0 | 0), g2 = (-1, 1 | 2) over w (2 values) and b; c unused.
+    g1.g2 = -1 < 0, so g1' = g1 + g2/6 = (5/6, 1/6 | 1/3) and g2' = g2 + g1 = (0, 1 | 2):
+    w gets (5/6, 7/6), b gets 7/3 (plain backward would give (0, 1) and 2), c gets 0."""
+    w = torch.zeros(2, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    c = torch.zeros(1, requires_grad=True)
+    first = w @ torch.tensor([1.0, 0.0])
+    second = w @ torch.tensor([-1.0, 1.0]) + 2.0 * b.sum()
+    L.pcgrad_backward([first, second], [w, b, c], [[1], [0]])
+    assert torch.allclose(w.grad, torch.tensor([5 / 6, 7 / 6]))
+    assert torch.allclose(b.grad, torch.tensor([7 / 3]))
+    assert torch.equal(c.grad, torch.zeros(1))
+
+
+def test_pcgrad_training_step_uses_the_projected_gradient(data) -> None:  # type: ignore[no-untyped-def]
+    """Two active tasks (the order of projection is then fixed): the step's gradient is the
+    PCGrad combination computed here by hand from the two task gradients, not their sum."""
+    silent = {f"loss_multiplier_{t}": 0.0 for t in ("stable", "ndens", "fluxmag")}
+    config = tiny_config(task_weighting="pcgrad", do_unphysical_check=False, **silent)
+    trainer = Trainer(config, data, torch.device("cpu"))
+    independent = copy.deepcopy(trainer)
+    asym, stab = data.asym_train.rows[:256], data.stab_train.rows[:256]
+    trainer.step(asym, stab)
+    params = list(independent.model.parameters())
+    values = independent.batch_losses(asym, stab)[1].values
+    g1, g2 = (
+        torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(
+                    torch.autograd.grad(
+                        values[TASKS.index(t)], params, retain_graph=True, allow_unused=True
+                    ),
+                    params,
+                    strict=True,
+                )
+            ]
+        )
+        for t in ("direction", "growthrate")
+    )
+    dot = torch.dot(g1, g2)
+    assert dot < 0  # the tasks conflict, so the projection changes the gradient
+    expected = (g1 - dot / g2.square().sum() * g2) + (g2 - dot / g1.square().sum() * g1)
+    step_grad = torch.cat([p.grad.reshape(-1) for p in trainer.model.parameters()])
+    assert torch.allclose(step_grad, expected, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(step_grad, g1 + g2, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -245,10 +292,11 @@ def test_data_errors(tmp_path: Path) -> None:
     assert all(len(f["sha256"]) == 64 for f in loaded.files)
 
 
-def test_subsampling_and_augmentation_options(tmp_path: Path) -> None:
+def test_subsampling_options(tmp_path: Path) -> None:
     a_path, s_path = write_h5_sets(tmp_path / "data", n=600)
     files = {"database_list": (str(a_path),), "stable_database_list": (str(s_path), str(s_path))}
     plain = load_training_data(tiny_config(**files))
+    assert plain.stab_train.n + plain.stab_test.n == 1200  # the 600-row file, listed twice
     small = load_training_data(tiny_config(samples_per_database=100, **files))
     assert small.asym_train.n + small.asym_test.n == 100
     assert small.stab_train.n + small.stab_test.n == 200 and small.stab_train.lengths.tolist() == [
@@ -257,10 +305,59 @@ def test_subsampling_and_augmentation_options(tmp_path: Path) -> None:
     ]
     drawn = load_training_data(tiny_config(random_samples_per_database=50, **files))
     assert drawn.asym_train.n + drawn.asym_test.n == 50
+
+
+def test_augmentation_appends_the_mu_tau_swapped_training_rows(tmp_path: Path) -> None:
+    """Every training row whose mu and tau differ gets one copy with them swapped (and only
+    those rows: the others would be duplicates); the test split is left alone."""
+    from rhea_engine.data import write_asymptotic, write_stable
+    from rhea_engine.physics import box3d
+    from rhea_engine.train_data import pack_asymptotic, pack_stability
+
+    F4 = random_F4(600, seed=5)
+    F4[1::2, :3, :, 2] *= -1  # tau's flux reversed on odd rows: mu and tau differ there
+    box = box3d(F4)
+    flux_factor = np.linalg.norm(box.F4_final[:, :3], axis=1) / box.F4_final[:, 3]
+    keep = box.unstable & (flux_factor.max(axis=(1, 2)) <= 1.0)  # a few mixed past |F| = N
+    asym = (F4[keep], box.F4_final[keep], box.growth_rate[keep])
+    stable = (F4, (~box.unstable).astype(np.float64))
+    write_asymptotic(tmp_path / "a.h5", *asym)
+    write_stable(tmp_path / "s.h5", *stable)
+    files = {
+        "database_list": (str(tmp_path / "a.h5"),),
+        "stable_database_list": (str(tmp_path / "s.h5"),),
+    }
+    plain = load_training_data(tiny_config(**files))
     augmented = load_training_data(tiny_config(do_augment_permutation=True, **files))
-    assert augmented.asym_test.n == plain.asym_test.n  # only the training split is augmented
-    assert augmented.asym_train.n >= plain.asym_train.n
-    assert torch.isfinite(augmented.asym_train.rows).all()
+    assert augmented.asym_test.n == plain.asym_test.n
+    assert augmented.stab_test.n == plain.stab_test.n
+
+    def rows(packed) -> list[bytes]:  # type: ignore[no-untyped-def]
+        return [row.tobytes() for row in packed.rows.numpy()]
+
+    def swapped(a: np.ndarray) -> np.ndarray:
+        return a[..., [0, 2, 1]]
+
+    raw_asym = pack_asymptotic([asym], plain.layout)
+    swapped_asym = pack_asymptotic([(swapped(asym[0]), swapped(asym[1]), asym[2])], plain.layout)
+    raw_stab = pack_stability([stable], plain.layout)
+    swapped_stab = pack_stability([(swapped(stable[0]), stable[1])], plain.layout)
+    mu_tau_differ = {
+        "asym": np.any(asym[0][..., 1] != asym[0][..., 2], axis=(1, 2))
+        | np.any(asym[1][..., 1] != asym[1][..., 2], axis=(1, 2)),
+        "stab": np.any(stable[0][..., 1] != stable[0][..., 2], axis=(1, 2)),
+    }
+    for kind, raw, copies in (("asym", raw_asym, swapped_asym), ("stab", raw_stab, swapped_stab)):
+        origin = {row: i for i, row in enumerate(rows(raw))}
+        before, after = (
+            rows(getattr(plain, f"{kind}_train")),
+            rows(getattr(augmented, f"{kind}_train")),
+        )
+        changed = [origin[row] for row in before if mu_tau_differ[kind][origin[row]]]
+        assert 0 < len(changed) < len(before)
+        assert len(after) - len(before) == len(changed)
+        assert after[: len(before)] == before
+        assert after[len(before) :] == [rows(copies)[i] for i in changed]
 
 
 def test_resume_with_a_different_network_is_a_clear_error(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
