@@ -18,7 +18,7 @@ from typing import Any
 
 from rhea_engine.config import TrainConfig
 from rhea_engine.errors import RunError
-from rhea_engine.runs import lifecycle
+from rhea_engine.runs import cores, lifecycle
 from rhea_engine.runs.procs import pid_alive, this_host
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import open_output, read_events
@@ -41,25 +41,35 @@ def start_worker(
     *,
     resume: bool = False,
     env: Mapping[str, str] | None = None,
+    cpus: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the worker of run `handle` in its own session and record its pid."""
+    """Start the worker of run `handle` in its own session and record its pid.
+
+    A CPU worker gets its share of the first `cpus` usable cores (all by default), shared
+    with the home's other running CPU workers (`rhea_engine.runs.cores`); `env` wins over
+    the thread variables of that share.
+    """
     row = store.get_run(handle)
     assert row.path is not None
+    cores.cpu_pool(cpus)  # a --cpus this machine cannot give fails before anything changes
     # the status is set before the process exists, so the pid-reuse guard accepts it
     store.set_status(row.name, "running", host=this_host(), pid=None, slurm_job_id=None)
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     offset = events_size(row)  # events of earlier launches (a resume) are not followed
     try:
-        with open_output(row.path) as log:
+        with (
+            cores.worker_share(store.home, row.config, cpus, env) as share,
+            open_output(row.path) as log,
+        ):
             process = subprocess.Popen(
                 worker_command(row, resume),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=environment,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **share.env, **(env or {})},
                 cwd=store.home,
                 start_new_session=True,
             )
+            share.started(process.pid)
     except OSError as exc:
         store.set_status(row.name, "failed", error=f"The worker could not be started: {exc}.")
         raise RunError(f"The worker of run '{row.name}' could not be started: {exc}.") from exc
@@ -81,12 +91,14 @@ def launch_new_run(
     data: tuple[list[str], list[str]],
     progress: Callable[[str, float], None] | None = None,
     tags: Sequence[str] = (),
+    cpus: int | None = None,
 ) -> tuple[RunRow, subprocess.Popen[bytes]]:
     """Create a run (with `tags`) and start its worker: the one path of `rhea run` and the
     TUI's form.
 
     `data` comes from `preflight.check_new_run`; empty lists mean the default synthetic
     data set of this home, generated on first use. The run's name must still be free.
+    `cpus`: the cores local runs may share (`--cpus`; default: all usable ones).
     """
     from rhea_engine.runs import defaults
 
@@ -95,8 +107,9 @@ def launch_new_run(
     if not asymptotic and not stable:
         asymptotic, stable, _ = defaults.default_data(store.home, progress=progress)
     config = config.replace(database_list=asymptotic, stable_database_list=stable)
+    cores.cpu_pool(cpus)  # a --cpus this machine cannot give fails before the run exists
     row = store.create_run(config.to_dict(), name=name, status="queued", tags=tuple(tags))
-    return row, start_worker(store, row.name)
+    return row, start_worker(store, row.name, cpus=cpus)
 
 
 def resume_run(
@@ -161,6 +174,7 @@ def follow(
             refresh(store, [row.name])
             last_ingest = now
         if finished:
+            cores.rebalance(store.home)  # the runs still going take over its cores
             return store.get_run(row.name)
         time.sleep(poll_s)
 

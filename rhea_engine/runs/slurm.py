@@ -24,6 +24,7 @@ from typing import Any
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from rhea_engine.errors import SlurmError
+from rhea_engine.runs import cores
 from rhea_engine.runs.rundir import open_output
 from rhea_engine.vocabulary import ACTIVE_STATUSES
 
@@ -192,7 +193,8 @@ class WorkerJob(Checkpointable):  # type: ignore[misc]
         cmd = [sys.executable, "-m", "rhea_engine.runs.worker", run_dir]
         if resume:
             cmd.append("--resume")
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        # one thread per CPU of the allocation (--cpus-per-task), waiting passively
+        env = {**os.environ, **cores.slurm_worker_env(), "PYTHONUNBUFFERED": "1"}
         with open_output(Path(run_dir)) as log:
             self._proc = subprocess.Popen(  # noqa: S603 (fixed command, run_dir is ours)
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_ignore_usr2

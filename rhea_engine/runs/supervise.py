@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rhea_engine.errors import RheaError, SweepError
-from rhea_engine.runs import launch, slurm
+from rhea_engine.runs import cores, launch, slurm
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.store import RunRow, Store
 from rhea_engine.sweep.budget import Budget
@@ -46,6 +46,7 @@ class SweepOptions:
     pruning: dict[str, Any] | None = None  # {"kind": asha|hyperband, "min_epochs", "eta"}
     slurm: slurm.SlurmOptions | None = None
     budget: Budget = field(default_factory=Budget)
+    cpus: int | None = None  # --cpus: the cores local trials share (None: all usable ones)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class SweepOptions:
             "pruning": self.pruning,
             "slurm": self.slurm.to_dict() if self.slurm else None,
             "budget": self.budget.to_dict(),
+            "cpus": self.cpus,
         }
 
     @classmethod
@@ -71,6 +73,7 @@ class SweepOptions:
             pruning=pruning,
             slurm=slurm.SlurmOptions(**data["slurm"]) if data.get("slurm") else None,
             budget=Budget.from_dict(data.get("budget")),
+            cpus=data.get("cpus"),
         )
 
 
@@ -264,13 +267,14 @@ class Supervisor:
     def start_local(self, row: RunRow, gpu: str | None) -> subprocess.Popen[bytes]:
         """Where a local worker starts: the one place that sets its environment."""
         env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
-        return launch.start_worker(self.store, row.name, env=env)
+        return launch.start_worker(self.store, row.name, env=env, cpus=self.options.cpus)
 
     def _reap(self) -> None:
         for name, (process, _) in list(self.local.items()):
             if process.poll() is not None:
                 del self.local[name]
                 refresh(self.store, [name])
+                cores.rebalance(self.store.home)  # the trials still going take over its cores
 
     # -- stopping -----------------------------------------------------------------------------
     def _stop(self, row: RunRow, status: str, reason: str, note: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from rhea_engine import config as cfgmod
 from rhea_engine.errors import ConfigError, SlurmError, SweepError
-from rhea_engine.runs import slurm
+from rhea_engine.runs import cores, slurm
 from rhea_engine.runs.rundir import check_tag
 from rhea_engine.runs.store import Store
 from rhea_engine.sweep import search as searchmod
@@ -54,6 +54,7 @@ class SweepRequest:
     account: str | None = None
     cpus_per_run: int | None = None
     tags: list[str] = field(default_factory=list)  # every run of the sweep gets them
+    cpus: int | None = None  # the cores local trials share (None: all usable ones)
 
 
 @dataclass
@@ -95,7 +96,10 @@ def _slurm_options(request: SweepRequest, gpus: list[str]) -> slurm.SlurmOptions
     if not request.slurm:
         if request.partition or request.time_limit or request.account:
             raise SlurmError("--partition, --time and --account only apply with --slurm.")
+        cores.cpu_pool(request.cpus)  # a --cpus this machine cannot give
         return None
+    if request.cpus is not None:
+        raise SlurmError("--cpus shares local cores; on Slurm use --cpus-per-run N.")
     if not request.partition or not request.time_limit:
         raise SlurmError("--slurm needs --partition P and --time HH:MM:SS.")
     slurm.parse_time(request.time_limit)
@@ -248,7 +252,7 @@ def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
     all_at_once = len(plan.configs) if plan is not None else 4  # on Slurm
     default = all_at_once if slurm_options is not None else max(1, len(gpus))
     parallel = request.parallel or defaults.get("parallel") or default
-    options = SweepOptions(int(parallel), gpus, pruning, slurm_options, budget)
+    options = SweepOptions(int(parallel), gpus, pruning, slurm_options, budget, request.cpus)
     if slurm_options is not None and not dry_run:
         slurm.check_partition(slurm_options.partition, slurm_options.gpus_per_run)
     spec: dict[str, Any] = (

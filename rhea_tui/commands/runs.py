@@ -95,6 +95,12 @@ def run(
     tags: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag the run (repeatable; see rhea tag).")
     ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--cpus", help="Cores the local runs of this home share (default: all usable ones)."
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Train one model. Without --data, uses a synthetic data set generated once into <home>/data/.
@@ -102,8 +108,10 @@ def run(
     Example: rhea run --lr 1e-4 --epochs 20 --width 64 --name first-try --tag baseline
     """
     from rhea_engine import config as config_mod
-    from rhea_engine.runs import launch, preflight
+    from rhea_engine.runs import cores, launch, preflight
     from rhea_engine.runs.rundir import check_tag
+
+    cores.cpu_pool(cpus)
 
     shortcuts = {
         "lr": lr,
@@ -126,7 +134,7 @@ def run(
     launch.check_name_free(store, name)
     if not any(data_files):
         data_files = _default_data(store.home)
-    row, process = launch.launch_new_run(store, cfg, name, data_files, tags=tags or [])
+    row, process = launch.launch_new_run(store, cfg, name, data_files, tags=tags or [], cpus=cpus)
     if detach:
         console.print(row.name)
         return

@@ -139,6 +139,10 @@ def sweep(
     gpus: Annotated[
         str | None, typer.Option(help="GPUs to pin trials to, e.g. 0,1 (CUDA_VISIBLE_DEVICES).")
     ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option(help="Cores the local trials share (default: all usable ones)."),
+    ] = None,
     detach: Annotated[bool, typer.Option(help="Supervise in the background and return.")] = False,
     asha: Annotated[
         bool, typer.Option(help="Prune weak trials on their test loss (asynchronous halving).")
@@ -239,6 +243,7 @@ def sweep(
         account=account,
         cpus_per_run=cpus_per_run,
         tags=tags or [],
+        cpus=cpus,
     )
     # every trial is validated before runs.db is even opened: a bad value writes nothing
     prepared = start.prepare(request, dry_run=dry_run)

@@ -64,6 +64,8 @@ def _bad_inputs(tmp: Path, asymptotic: Path, stable: Path) -> list[tuple[list[st
         (["--name", "../escape"], "not a valid run name"),
         (["--name", "a/b"], "not a valid run name"),
         (["--name", "existing"], "already exists"),
+        (["--cpus", "0"], "--cpus must be at least 1"),
+        (["--cpus", "100000"], "asks for more cores than Rhea may use"),
     ]
 
 

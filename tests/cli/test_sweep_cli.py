@@ -125,6 +125,11 @@ def test_grid_parallel_2_completes_with_runs_named_after_sweep(
         (["--random", "3", "--lr", "1e-3:1e-2:cubic"], "scale"),
         (["--lr", "1e-3,1e-4", "--gpus", "0,1"], "CUDA is not available"),
         (["--lr", "1e-3,1e-4", "--gpus", "0", "--device", "cpu"], "--device is cpu"),
+        (["--lr", "1e-3,1e-4", "--cpus", "100000"], "asks for more cores"),
+        (
+            ["--lr", "1e-3", "--slurm", "--partition", "p", "--time", "0:10:00", "--cpus", "1"],
+            "--cpus-per-run",
+        ),
     ],
 )
 def test_bad_values_exit_2_and_write_nothing(
