@@ -27,18 +27,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.data import ConcatDataset, DataLoader, TensorDataset, WeightedRandomSampler
+if __name__ == "__main__":  # one thread in every loop thread: set before OpenMP starts
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
-from rhea_engine import losses as L
-from rhea_engine.config import TrainConfig
-from rhea_engine.data import write_asymptotic, write_stable
-from rhea_engine.data.synth import generate
-from rhea_engine.model import FFIModel, build_model
-from rhea_engine.train import Callbacks, train
-from rhea_engine.train_data import TrainingData, load_training_data
-from rhea_engine.vocabulary import TASKS
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset, WeightedRandomSampler  # noqa: E402
+
+from rhea_engine import losses as L  # noqa: E402
+from rhea_engine.config import TrainConfig  # noqa: E402
+from rhea_engine.data import write_asymptotic, write_stable  # noqa: E402
+from rhea_engine.data.synth import generate  # noqa: E402
+from rhea_engine.model import FFIModel, build_model  # noqa: E402
+from rhea_engine.train import Callbacks, train  # noqa: E402
+from rhea_engine.train_data import TrainingData, load_training_data  # noqa: E402
+from rhea_engine.vocabulary import TASKS  # noqa: E402
 
 HEADS = ("shared", "stability", "growthrate", "density", "flux")
 
@@ -316,7 +319,10 @@ def throughput(directory: Path, config: TrainConfig, epochs: int) -> None:
     turns = TakeTurns(names)
     compiled, first = rhea_loop(turns, names[0], config.replace(compile="true"), data, directory)
     eager, _ = rhea_loop(turns, names[1], config.replace(compile="false"), data, directory)
+    cpu_before = time.process_time()
     turns.run({names[0]: compiled, names[1]: eager, names[2]: reference_loop(turns, config)})
+    process_cpu = time.process_time() - cpu_before
+    threads_cpu = sum(sum(seconds) for seconds in turns.cpu_seconds.values())
     rate = {n: [config.epoch_num_samples / s for s in turns.cpu_seconds[n][1:]] for n in names}
     median = {n: statistics.median(r) for n, r in rate.items()}
     print(
@@ -327,6 +333,10 @@ def throughput(directory: Path, config: TrainConfig, epochs: int) -> None:
     for n in names:
         runs = ", ".join(f"{r:,.0f}" for r in rate[n])
         print(f"{n + ':':15s} {median[n]:10,.0f} samples per CPU-second  (epochs: {runs})")
+    print(
+        f"(CPU check: the process used {process_cpu:.0f} s, the loops' threads {threads_cpu:.0f} s "
+        "of it; the rest is compilation, data loading and helper threads)"
+    )
     ref = median["reference"]
     print(
         f"ratio to the reference: compiled {median['rhea compiled'] / ref:.1f} x, eager "

@@ -187,7 +187,13 @@ class Trainer:
         self.step_losses: Callable[[torch.Tensor, torch.Tensor], Any] = self.batch_losses
         if self.compiled:
             _activations_out_of_place(self.model)
-            self.step_losses = torch.compile(self.batch_losses, dynamic=False)
+            # no guards on the modules' attributes and parameters (a tenth of a small step's
+            # time): the compiled step only ever runs in training mode on these modules
+            self.step_losses = torch.compile(
+                self.batch_losses,
+                dynamic=False,
+                options={"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe},
+            )
         self.compile_checked = False  # the first compiled step ran (compiling succeeded)
         self.first_step_seconds: float | None = None  # includes compiling, when compiled
         # a worker whose share of the cores the launcher may change follows it
@@ -208,12 +214,15 @@ class Trainer:
             "growthrate": L.growthrate_loss(log_growth.float(), target),
             **L.final_state_losses(F4_pred, F4f),
         }
+        values = torch.stack([per_task[t][0] for t in TASKS])
+        # only what the optimizer differentiates keeps its graph: a compiled backward would
+        # otherwise compute the (unused) gradients of the max errors too
         batch = BatchLosses(
-            torch.stack([per_task[t][0] for t in TASKS]),
-            torch.stack([per_task[t][1] for t in TASKS]),
-            L.eln_violation(F4i, F4_pred),
+            values if self.config.task_weighting == "pcgrad" else values.detach(),
+            torch.stack([per_task[t][1] for t in TASKS]).detach(),
+            L.eln_violation(F4i, F4_pred).detach(),
         )
-        return self.total(dict(zip(TASKS, batch.values.unbind(), strict=True))), batch
+        return self.total(dict(zip(TASKS, values.unbind(), strict=True))), batch
 
     def total(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.config.task_weighting == "learned":
