@@ -134,13 +134,20 @@ def _activations_out_of_place(model: nn.Module) -> None:
             setattr(module, "inplace", False)  # noqa: B010 (a plain bool attribute of the module)
 
 
-def make_optimizer(config: TrainConfig, params: list[dict[str, Any]]) -> torch.optim.Optimizer:
+# devices with torch's fused Adam/AdamW kernels: one pass over all parameters per step
+# instead of one kernel per tensor and operation
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+
+
+def make_optimizer(
+    config: TrainConfig, params: list[dict[str, Any]], device: torch.device
+) -> torch.optim.Optimizer:
     lr, wd = config.learning_rate, config.weight_decay
-    # fused kernels (CPU and CUDA): one pass over all parameters per step instead of one per tensor
+    fused = {"fused": True} if device.type in FUSED_OPTIMIZER_DEVICES else {}
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=True)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **fused)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **fused)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
     raise ValueError(config.optimizer)  # unreachable: TrainConfig validates the name
@@ -162,7 +169,7 @@ class Trainer:
         params: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
         if config.task_weighting == "learned":
             params.append({"params": list(self.weights.parameters()), "weight_decay": 0.0})
-        self.optimizer = make_optimizer(config, params)
+        self.optimizer = make_optimizer(config, params, device)
         warm = max(config.warmup_iters, 1)
         self.warmup = torch.optim.lr_scheduler.LinearLR(
             self.optimizer,

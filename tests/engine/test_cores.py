@@ -150,3 +150,48 @@ def test_gpu_runs_take_no_share(tmp_path: Path) -> None:
         assert share.env == {} and share.share is None
         share.started(os.getpid())
     assert not (tmp_path / cores.LEDGER).exists()
+
+
+def test_a_worker_on_its_share_trains_the_same_model_as_train_in_process(
+    rhea_home: Path, tiny_data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--cpus 1: the worker runs on one pinned core, one thread, passive OpenMP; its losses
+    are those of train() in this process (one thread too) on the same config."""
+    from rhea_engine.config import resolve
+    from rhea_engine.train import Callbacks, train
+
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    config = resolve(
+        sets=["epochs=2", "epoch_num_samples=1024", "batch_size=256", "compile=false"],
+        base={
+            "database_list": [str(tiny_data[0])],
+            "stable_database_list": [str(tiny_data[1])],
+            "device": "cpu",
+        },
+    )
+
+    class Losses(Callbacks):
+        def __init__(self) -> None:
+            self.train_loss: list[float] = []
+
+        def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+            self.train_loss.append(metrics["train_loss"])
+
+    here = Losses()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, callbacks=here, checkpoint_dir=rhea_home / "here", evaluate_at_end=False)
+    finally:
+        torch.set_num_threads(threads)
+    store = Store(rhea_home)
+    try:
+        row = store.create_run(config.to_dict(), name="shared")
+        process = launch.start_worker(store, row.name, cpus=1)
+        assert _environ(process.pid)["OMP_NUM_THREADS"] == "1"
+        assert process.wait(timeout=300) == 0
+        assert launch.wait_final(store, row.name, 60).status == "completed"
+        worker = [value for _, value in store.metrics(row.name, ["train_loss"])["train_loss"]]
+    finally:
+        store.close()
+    assert worker == pytest.approx(here.train_loss, rel=1e-5)

@@ -170,3 +170,28 @@ def test_a_compiler_failure_trains_eagerly_under_auto_and_is_an_error_when_asked
     trainer.step_losses = no_compiler
     with pytest.raises(RunError, match="compile = auto or false"):
         trainer.step(asym, stab)
+
+
+def test_fused_optimizer_trains_the_same_model(
+    tmp_path: Path, data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AdamW's fused CPU kernel (the default on the CPU) against torch's per-tensor one."""
+    from rhea_engine import trainer as trainer_mod
+
+    config = tiny_config(epochs=2, compile="false")
+    assert Trainer(config, data, CPU).optimizer.defaults["fused"]
+    curves = {}
+    for kind in ("fused", "per-tensor"):
+        if kind == "per-tensor":
+            monkeypatch.setattr(trainer_mod, "FUSED_OPTIMIZER_DEVICES", ())
+            assert not Trainer(config, data, CPU).optimizer.defaults["fused"]
+        rec = Epochs()
+        train(
+            config, callbacks=rec, checkpoint_dir=tmp_path / kind, data=data, evaluate_at_end=False
+        )
+        curves[kind] = rec.metrics
+    for a, b in zip(curves["fused"], curves["per-tensor"], strict=True):
+        for task in TASKS:  # (the biases before batch norm drift apart: see the compile test)
+            loss = f"{task}_train_loss"
+            assert a[loss] == pytest.approx(b[loss], rel=1e-4, abs=1e-7), loss
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-2)
