@@ -143,11 +143,13 @@ def make_optimizer(
     config: TrainConfig, params: list[dict[str, Any]], device: torch.device
 ) -> torch.optim.Optimizer:
     lr, wd = config.learning_rate, config.weight_decay
-    fused = {"fused": True} if device.type in FUSED_OPTIMIZER_DEVICES else {}
+    fused = True if device.type in FUSED_OPTIMIZER_DEVICES else None  # None: torch chooses
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **fused)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=fused
+        )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, **fused)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=config.amsgrad, fused=fused)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
     raise ValueError(config.optimizer)  # unreachable: TrainConfig validates the name
