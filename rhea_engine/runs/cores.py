@@ -103,8 +103,8 @@ def slurm_worker_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """A Slurm job's worker: one thread per CPU of the allocation (--cpus-per-task)."""
     try:
         cpus = int(environ.get("SLURM_CPUS_PER_TASK", ""))
-    except ValueError:
-        cpus = len(usable_cpus())
+    except ValueError:  # no --cpus-per-task: Slurm gives a task one CPU
+        cpus = 1
     return worker_env(max(cpus, 1))
 
 

@@ -46,6 +46,7 @@ def test_worker_environments() -> None:
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env[cores.MAX_THREADS_VARIABLE] == "4"
     slurm = cores.slurm_worker_env({"SLURM_CPUS_PER_TASK": "6"})
     assert slurm["OMP_NUM_THREADS"] == "6" and cores.MAX_THREADS_VARIABLE not in slurm
+    assert cores.slurm_worker_env({})["OMP_NUM_THREADS"] == "1"  # Slurm's default: one CPU
     assert cores.runs_on_cpu({"device": "cpu"}, {})
     assert not cores.runs_on_cpu({"device": "cuda:0"}, {})
     assert cores.runs_on_cpu({"device": "auto"}, {"CUDA_VISIBLE_DEVICES": ""})
