@@ -34,6 +34,9 @@ EVAL_CHUNK = 1 << 17  # test rows per forward pass
 # On the CPU a run shorter than this (epochs x epoch_num_samples) spends more time compiling
 # than compiling saves; `compile = auto` trains it eagerly (benchmarks/train_throughput.py).
 COMPILE_MIN_SAMPLES = 20_000_000
+# ... and batches this large are where the benchmark measures its gain; a run of small batches
+# (a quick look, a test) stays eager instead of waiting tens of seconds for its first epoch
+COMPILE_MIN_BATCH = 4096
 
 
 class BatchLosses(NamedTuple):
@@ -113,7 +116,8 @@ def split_rows(rows: torch.Tensor, nx: int, nf4: int) -> tuple[torch.Tensor, ...
 
 
 def compiles(config: TrainConfig, device: torch.device) -> bool:
-    """Whether the batch step is compiled: `compile` true/false, or auto (CUDA, long CPU runs).
+    """Whether the batch step is compiled: `compile` true/false, or auto (CUDA; on the CPU,
+    long runs of large batches).
 
     Only full batches run compiled, so an epoch shorter than one batch is never compiled."""
     if config.epoch_num_samples < config.batch_size:
@@ -123,7 +127,8 @@ def compiles(config: TrainConfig, device: torch.device) -> bool:
     if device.type == "cuda":
         return True
     has_compiler = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
-    return has_compiler and config.epochs * config.epoch_num_samples >= COMPILE_MIN_SAMPLES
+    long_run = config.epochs * config.epoch_num_samples >= COMPILE_MIN_SAMPLES
+    return has_compiler and long_run and config.batch_size >= COMPILE_MIN_BATCH
 
 
 def _activations_out_of_place(model: nn.Module) -> None:
@@ -196,13 +201,9 @@ class Trainer:
         self.step_losses: Callable[[torch.Tensor, torch.Tensor], Any] = self.batch_losses
         if self.compiled:
             _activations_out_of_place(self.model)
-            # no guards on the modules' attributes and parameters (a tenth of a small step's
-            # time): the compiled step only ever runs in training mode on these modules
-            self.step_losses = torch.compile(
-                self.batch_losses,
-                dynamic=False,
-                options={"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe},
-            )
+            # the guards on the modules stay (skipping them saves a tenth of a small step, but
+            # lets a graph compiled for one model run on another of the process)
+            self.step_losses = torch.compile(self.batch_losses, dynamic=False)
         self.compile_checked = False  # the first compiled step ran (compiling succeeded)
         self.first_step_seconds: float | None = None  # includes compiling, when compiled
         # a worker whose share of the cores the launcher may change follows it

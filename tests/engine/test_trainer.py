@@ -15,6 +15,7 @@ from rhea_engine.config import from_dict
 from rhea_engine.errors import ConfigError, RunError
 from rhea_engine.train import Callbacks, train
 from rhea_engine.trainer import (
+    COMPILE_MIN_BATCH,
     COMPILE_MIN_SAMPLES,
     BatchLosses,
     StatsAccumulator,
@@ -60,6 +61,7 @@ def test_compiled_step_trains_the_same_model(tmp_path: Path, data: Any) -> None:
 
     curves = {}
     for mode in ("false", "true"):
+        torch.compiler.reset()  # epoch 1 compiles afresh (not from the graph compiled above)
         rec = Epochs()
         train(
             config.replace(compile=mode),
@@ -93,11 +95,16 @@ def test_compiled_step_trains_the_same_model(tmp_path: Path, data: Any) -> None:
 
 
 def test_compile_policy() -> None:
-    long_run = {"epochs": 100, "epoch_num_samples": COMPILE_MIN_SAMPLES // 100}
+    long_run = {
+        "epochs": 100,
+        "epoch_num_samples": COMPILE_MIN_SAMPLES // 100,
+        "batch_size": COMPILE_MIN_BATCH,
+    }
     assert not compiles(tiny_config(), CPU)  # auto, a short run
     assert compiles(tiny_config(compile="true"), CPU)
     assert not compiles(tiny_config(compile="false", **long_run), CPU)
     assert compiles(tiny_config(**long_run), CPU)  # auto: long enough to repay compiling
+    assert not compiles(tiny_config(**{**long_run, "batch_size": 256}), CPU)  # small batches
     assert compiles(tiny_config(), torch.device("cuda"))
     # an epoch shorter than one batch never runs a full (compiled) batch
     assert not compiles(tiny_config(compile="true", epoch_num_samples=100), CPU)
@@ -152,8 +159,12 @@ def test_test_split_losses_are_weighted_by_each_tasks_own_rows() -> None:
 
 
 def test_a_compiler_failure_trains_eagerly_under_auto_and_is_an_error_when_asked_for(
-    data: Any,
+    data: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from rhea_engine import trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "COMPILE_MIN_BATCH", 256)  # auto compiles this tiny run
+
     def no_compiler(asym: torch.Tensor, stab: torch.Tensor) -> Any:
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
