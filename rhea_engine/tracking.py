@@ -13,7 +13,7 @@ config.json, events.jsonl with a start event (pid, host), per-epoch metrics, hea
 from a background thread, checkpoints/ and a final status; stdout.log gets what the script
 prints. runs.db is never opened: `rhea ls`, `rhea tui`, `rhea compare` and `rhea plot` pick
 the run up. The `with` block ends the run `completed`; an exception ends it `failed` (with
-its traceback) or `diverged` (DivergedError), Ctrl-C or `rhea stop` (SIGTERM) end it
+its traceback, except for a RheaError, whose message says it all) or `diverged` (DivergedError), Ctrl-C or `rhea stop` (SIGTERM) end it
 `stopped`, and a killed script is shown `lost` once its process is gone.
 """
 
@@ -211,11 +211,12 @@ class Run:
             self.finish("stopped")
         elif isinstance(exc, SystemExit) and exc.code in (0, None):
             self.finish("completed")
+        elif isinstance(exc, RheaError):  # a user's error: its message says it all
+            self.finish("failed", error=exc.message)
         else:
             if self._log_file is not None:
                 self._log_file.write(trace)
-            error = exc.message if isinstance(exc, RheaError) else f"{type(exc).__name__}: {exc}"
-            self.finish("failed", error=error, traceback=trace)
+            self.finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=trace)
 
     def __enter__(self) -> Run:
         return self

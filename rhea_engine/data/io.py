@@ -1,4 +1,4 @@
-"""Readers and writers of the asymptotic and stable HDF5 files, applying PHYSICS.md §1."""
+"""Readers and writers of the asymptotic and stable HDF5 files, applying docs/physics.md §1."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rhea_engine.data.checks import (
+    RowFindings,
+    check_asymptotic_rows,
+    check_row_count,
+    check_stable_rows,
+    finite_rows,
+)
+from rhea_engine.data.checks import data_error as _fail
 from rhea_engine.data.schema import (
-    CONSERVATION_TOLERANCE,
     F4_FINAL,
     F4_INITIAL,
     GROWTH_RATE,
-    NEGATIVE_DENSITY_TOLERANCE,
     NF,
     STABLE,
     AsymptoticSet,
@@ -21,22 +27,11 @@ from rhea_engine.data.schema import (
     StableSet,
 )
 from rhea_engine.errors import DataError
-from rhea_engine.physics.fourflux import (
-    FLUX_ABS_SLACK,
-    FLUX_FACTOR_ROUNDING,
-    conservation_error,
-    flux_magnitude,
-    ntot,
-)
 
 Kind = Literal["asymptotic", "stable"]
 
 
-def _fail(path: Path, problem: str) -> DataError:
-    return DataError(f"Cannot read the data file {path}: {problem}", title="Data error")
-
-
-def _open(path: str | os.PathLike[str]) -> tuple[Path, Any]:
+def open_hdf5(path: str | os.PathLike[str]) -> tuple[Path, Any]:
     """Open an HDF5 file for reading, turning every way it can fail into a DataError."""
     import h5py
 
@@ -82,7 +77,7 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, Any]:
         ) from None
 
 
-def _kind_of(p: Path, h5: Any) -> Kind:
+def kind_of(p: Path, h5: Any) -> Kind:
     names = set(h5.keys())
     if F4_INITIAL not in names:
         listing = ", ".join(sorted(names)) or "none"
@@ -104,12 +99,13 @@ def _kind_of(p: Path, h5: Any) -> Kind:
 
 def detect_kind(path: str | os.PathLike[str]) -> Kind:
     """'asymptotic' or 'stable', from the datasets a file holds."""
-    p, h5 = _open(path)
+    p, h5 = open_hdf5(path)
     with h5:
-        return _kind_of(p, h5)
+        return kind_of(p, h5)
 
 
-def _dataset(p: Path, h5: Any, name: str) -> FloatArray:
+def dataset_of(p: Path, h5: Any, name: str) -> Any:
+    """The h5py dataset `name` of an open file, without reading it; DataError if it is missing."""
     import h5py
 
     if name not in h5:
@@ -119,8 +115,13 @@ def _dataset(p: Path, h5: Any, name: str) -> FloatArray:
     if not isinstance(obj, h5py.Dataset):
         raise _fail(p, f"'{name}' is a group, not a dataset.")
     refuse_complex(obj, name, p)
+    return obj
+
+
+def read_rows(p: Path, obj: Any, name: str, rows: slice | None = None) -> FloatArray:
+    """Dataset `obj` (or the rows `rows` of it) as float64; DataError if it is not numbers."""
     try:
-        return np.asarray(obj[()], dtype=np.float64)
+        return np.asarray(obj[()] if rows is None else obj[rows], dtype=np.float64)
     except (TypeError, ValueError, OSError) as exc:
         raise _fail(p, f"the dataset '{name}' cannot be read as numbers ({exc}).") from None
 
@@ -136,15 +137,20 @@ def refuse_complex(dataset: Any, name: str, path: Path) -> None:
         )
 
 
-def _read_f4(p: Path, h5: Any, name: str) -> tuple[FloatArray, int]:
-    F4 = _dataset(p, h5, name)
-    if F4.ndim != 4 or F4.shape[1] != 4 or F4.shape[2] != 2 or F4.shape[3] < 1:
+def _dataset(p: Path, h5: Any, name: str) -> FloatArray:
+    return read_rows(p, dataset_of(p, h5, name), name)
+
+
+def f4_layout(p: Path, h5: Any, name: str) -> tuple[int, int]:
+    """(rows, NF) of the four-flux dataset `name`, from its shape and 'nf', without reading it."""
+    shape = tuple(dataset_of(p, h5, name).shape or ())
+    if len(shape) != 4 or shape[1] != 4 or shape[2] != 2 or shape[3] < 1:
         raise _fail(
             p,
-            f"the dataset '{name}' has shape {list(F4.shape)}, but it must be "
+            f"the dataset '{name}' has shape {list(shape)}, but it must be "
             "[N, 4, 2, NF] (F_x, F_y, F_z, N; neutrino and antineutrino; flavors).",
         )
-    nf = F4.shape[3]
+    nf = int(shape[3])
     if NF in h5:
         nf_raw = _dataset(p, h5, NF)
         if (
@@ -161,120 +167,104 @@ def _read_f4(p: Path, h5: Any, name: str) -> tuple[FloatArray, int]:
                 f"'{NF}' says {int(nf_raw.flat[0])} flavors but '{name}' has {nf} "
                 "(its last axis). Fix 'nf' or the tensor.",
             )
-    return F4, nf
+    return int(shape[0]), nf
 
 
-def _zero_negative(p: Path, F4: FloatArray, name: str) -> int:
-    """Zero slightly negative densities (with their flux) in place; refuse large negative ones."""
-    n = F4[:, 3]
-    negative = n < 0
-    if not negative.any():
-        return 0
-    scale = ntot(np.where(F4 > 0, F4, 0.0)) if F4.shape[0] else np.zeros(0)
-    limit = NEGATIVE_DENSITY_TOLERANCE * scale[:, None, None]
-    too_negative = negative & (-n > limit)
-    if too_negative.any():
-        row = int(np.argwhere(too_negative)[0][0])
+def asymptotic_layout(p: Path, h5: Any) -> tuple[int, int]:
+    """(rows, NF) of an asymptotic file, its three datasets' shapes checked against each other."""
+    n_rows, nf = f4_layout(p, h5, F4_INITIAL)
+    final_shape = list(dataset_of(p, h5, F4_FINAL).shape or ())
+    f4_layout(p, h5, F4_FINAL)
+    initial_shape = list(dataset_of(p, h5, F4_INITIAL).shape)
+    if final_shape != initial_shape:
         raise _fail(
             p,
-            f"{int(too_negative.any(axis=(1, 2)).sum())} row(s) of '{name}' have a "
-            f"number density below -{NEGATIVE_DENSITY_TOLERANCE:g} of ntot (first: row "
-            f"{row}); densities must be >= 0.",
+            f"'{F4_FINAL}' has shape {final_shape} but '{F4_INITIAL}' has "
+            f"{initial_shape}; they must match.",
         )
-    rows, s, a = np.nonzero(negative)
-    F4[rows, :, s, a] = 0.0
-    return int(negative.any(axis=(1, 2)).sum())
-
-
-def _check_flux_factor(p: Path, F4: FloatArray, name: str) -> None:
-    n = F4[:, 3]
-    limit = n * (1 + FLUX_FACTOR_ROUNDING) + FLUX_ABS_SLACK * ntot(F4)[:, None, None]
-    bad = flux_magnitude(F4) > limit
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=(1, 2)))
-        fmag = flux_magnitude(F4[rows[:1]])[0]
-        f = np.max(fmag / np.where(n[rows[0]] > 0, n[rows[0]], np.inf))
+    growth_shape = tuple(dataset_of(p, h5, GROWTH_RATE).shape or ())
+    if growth_shape != (n_rows,):
         raise _fail(
             p,
-            f"{rows.size} row(s) of '{name}' have a flux factor |F|/N above 1 "
-            f"(first: row {int(rows[0])}, f = {f:.6g}"
-            + ("" if np.isfinite(f) else ", N = 0")
-            + "); a flux larger than the density is unphysical.",
+            f"'{GROWTH_RATE}' has shape {list(growth_shape)}, but it must be [{n_rows}] "
+            "(one growth rate per row).",
         )
+    return n_rows, nf
 
 
-def _finite_rows(*arrays: FloatArray) -> np.ndarray:
-    keep = np.ones(arrays[0].shape[0], dtype=bool)
-    for arr in arrays:
-        if arr.shape[0]:
-            keep &= np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-    return keep
-
-
-def _check_rows(p: Path, n_rows: int, keep: np.ndarray) -> int:
-    if n_rows == 0:
-        raise _fail(p, "it contains no samples (zero rows).")
-    dropped = int(n_rows - keep.sum())
-    if dropped == n_rows:
+def stable_layout(p: Path, h5: Any) -> tuple[int, int]:
+    """(rows, NF) of a stable file, the label dataset's shape checked."""
+    if STABLE not in h5 and F4_INITIAL in h5:
+        asymptotic = F4_FINAL in h5 or GROWTH_RATE in h5
+        hint = " (this looks like an asymptotic file: pass it as --data)." if asymptotic else "."
         raise _fail(
-            p, f"all {n_rows} rows contain non-finite values (NaN or inf); nothing is left."
+            p,
+            f"the dataset '{STABLE}' is missing; a stable file needs "
+            f"'{F4_INITIAL}' and '{STABLE}'" + hint,
         )
-    return dropped
+    kind_of(p, h5)
+    n_rows, nf = f4_layout(p, h5, F4_INITIAL)
+    label_shape = tuple(dataset_of(p, h5, STABLE).shape or ())
+    if label_shape != (n_rows,):
+        raise _fail(
+            p,
+            f"'{STABLE}' has shape {list(label_shape)}, but it must be [{n_rows}] "
+            "(one label per row).",
+        )
+    return n_rows, nf
+
+
+def refuse_wrong_kind(p: Path, h5: Any, wanted: Kind) -> None:
+    """DataError when an open file is of the other kind than `wanted`, with the flag to use."""
+    if wanted == "asymptotic" and kind_of(p, h5) == "stable":
+        raise _fail(
+            p,
+            f"it is a stable file ('{F4_INITIAL}' and '{STABLE}'), not an "
+            f"asymptotic one; the datasets '{F4_FINAL}' and '{GROWTH_RATE}' are "
+            "missing. Pass it as stable data (--stable-data) instead.",
+        )
+
+
+def clean_asymptotic(
+    F4_initial: FloatArray, F4_final: FloatArray, growth: FloatArray, first_row: int = 0
+) -> tuple[FloatArray, FloatArray, FloatArray, int, RowFindings]:
+    """Rows of an asymptotic file (or chunk) with non-finite ones dropped and small negative
+    densities zeroed: (initial, final, growth, rows zeroed, findings)."""
+    keep = finite_rows(F4_initial, F4_final, growth)
+    rows = np.flatnonzero(keep) + first_row
+    if not keep.all():
+        F4_initial, F4_final, growth = F4_initial[keep], F4_final[keep], growth[keep]
+    findings = RowFindings()
+    zeroed = check_asymptotic_rows(F4_initial, F4_final, growth, rows, findings)
+    return F4_initial, F4_final, growth, zeroed, findings
+
+
+def clean_stable(
+    F4_initial: FloatArray, labels: FloatArray, first_row: int = 0
+) -> tuple[FloatArray, FloatArray, int, RowFindings]:
+    """Rows of a stable file (or chunk), cleaned as `clean_asymptotic` does."""
+    keep = finite_rows(F4_initial, labels)
+    rows = np.flatnonzero(keep) + first_row
+    if not keep.all():
+        F4_initial, labels = F4_initial[keep], labels[keep]
+    findings = RowFindings()
+    zeroed = check_stable_rows(F4_initial, labels, rows, findings)
+    return F4_initial, labels, zeroed, findings
 
 
 def load_asymptotic(path: str | os.PathLike[str]) -> AsymptoticSet:
     """Read and validate an asymptotic file (rows with non-finite values are dropped and counted)."""
-    p, h5 = _open(path)
+    p, h5 = open_hdf5(path)
     with h5:
-        if _kind_of(p, h5) == "stable":
-            raise _fail(
-                p,
-                f"it is a stable file ('{F4_INITIAL}' and '{STABLE}'), not an "
-                f"asymptotic one; the datasets '{F4_FINAL}' and '{GROWTH_RATE}' are "
-                "missing. Pass it as stable data (--stable-data) instead.",
-            )
-        F4_initial, nf = _read_f4(p, h5, F4_INITIAL)
-        F4_final, _ = _read_f4(p, h5, F4_FINAL)
+        refuse_wrong_kind(p, h5, "asymptotic")
+        n_rows, nf = asymptotic_layout(p, h5)
+        F4_initial = _dataset(p, h5, F4_INITIAL)
+        F4_final = _dataset(p, h5, F4_FINAL)
         growth = _dataset(p, h5, GROWTH_RATE)
-    n_rows = F4_initial.shape[0]
-    if F4_final.shape != F4_initial.shape:
-        raise _fail(
-            p,
-            f"'{F4_FINAL}' has shape {list(F4_final.shape)} but '{F4_INITIAL}' has "
-            f"{list(F4_initial.shape)}; they must match.",
-        )
-    if growth.shape != (n_rows,):
-        raise _fail(
-            p,
-            f"'{GROWTH_RATE}' has shape {list(growth.shape)}, but it must be [{n_rows}] "
-            "(one growth rate per row).",
-        )
-    keep = _finite_rows(F4_initial, F4_final, growth)
-    dropped = _check_rows(p, n_rows, keep)
-    if dropped:
-        F4_initial, F4_final, growth = F4_initial[keep], F4_final[keep], growth[keep]
-    if np.any(growth <= 0):
-        bad = np.flatnonzero(growth <= 0)
-        raise _fail(
-            p,
-            f"{bad.size} growth rate(s) in '{GROWTH_RATE}' are not positive (first: "
-            f"{growth[bad[0]]:g}); an asymptotic file holds unstable rows only, with "
-            "sigma > 0 in 1/s.",
-        )
-    zeroed = _zero_negative(p, F4_initial, F4_INITIAL) + _zero_negative(p, F4_final, F4_FINAL)
-    _check_flux_factor(p, F4_initial, F4_INITIAL)
-    _check_flux_factor(p, F4_final, F4_FINAL)
-    err = conservation_error(F4_initial, F4_final)
-    max_err = float(err.max()) if err.size else 0.0
-    if max_err > CONSERVATION_TOLERANCE:
-        bad = np.flatnonzero(err > CONSERVATION_TOLERANCE)
-        raise _fail(
-            p,
-            f"{bad.size} row(s) do not conserve the flavor-summed four-flux of "
-            f"neutrinos and antineutrinos to {CONSERVATION_TOLERANCE:g} of ntot (worst: "
-            f"{max_err:.3g} at row {int(err.argmax())}); initial and final states may be "
-            "mismatched.",
-        )
+    F4_initial, F4_final, growth, zeroed, findings = clean_asymptotic(F4_initial, F4_final, growth)
+    dropped = n_rows - F4_initial.shape[0]
+    check_row_count(p, n_rows, dropped)
+    findings.raise_first(p)
     return AsymptoticSet(
         F4_initial=F4_initial,
         F4_final=F4_final,
@@ -282,48 +272,22 @@ def load_asymptotic(path: str | os.PathLike[str]) -> AsymptoticSet:
         nf=nf,
         path=p,
         n_dropped_nonfinite=dropped,
-        max_conservation_error=max_err,
+        max_conservation_error=findings.max_conservation_error,
         n_zeroed_negative=zeroed,
     )
 
 
 def load_stable(path: str | os.PathLike[str]) -> StableSet:
     """Read and validate a stable file (labels 1 = stable, 0 = unstable, returned as floats)."""
-    p, h5 = _open(path)
+    p, h5 = open_hdf5(path)
     with h5:
-        if STABLE not in h5 and F4_INITIAL in h5:
-            asymptotic = F4_FINAL in h5 or GROWTH_RATE in h5
-            hint = (
-                " (this looks like an asymptotic file: pass it as --data)." if asymptotic else "."
-            )
-            raise _fail(
-                p,
-                f"the dataset '{STABLE}' is missing; a stable file needs "
-                f"'{F4_INITIAL}' and '{STABLE}'" + hint,
-            )
-        _kind_of(p, h5)
-        F4_initial, nf = _read_f4(p, h5, F4_INITIAL)
+        n_rows, nf = stable_layout(p, h5)
+        F4_initial = _dataset(p, h5, F4_INITIAL)
         stable = _dataset(p, h5, STABLE)
-    n_rows = F4_initial.shape[0]
-    if stable.shape != (n_rows,):
-        raise _fail(
-            p,
-            f"'{STABLE}' has shape {list(stable.shape)}, but it must be [{n_rows}] "
-            "(one label per row).",
-        )
-    keep = _finite_rows(F4_initial, stable)
-    dropped = _check_rows(p, n_rows, keep)
-    if dropped:
-        F4_initial, stable = F4_initial[keep], stable[keep]
-    if not np.all((stable == 0) | (stable == 1)):
-        bad = stable[(stable != 0) & (stable != 1)]
-        raise _fail(
-            p,
-            f"'{STABLE}' must hold 0 or 1 (1 = stable), but {bad.size} value(s) do "
-            f"not (first: {bad[0]:g}).",
-        )
-    zeroed = _zero_negative(p, F4_initial, F4_INITIAL)
-    _check_flux_factor(p, F4_initial, F4_INITIAL)
+    F4_initial, stable, zeroed, findings = clean_stable(F4_initial, stable)
+    dropped = n_rows - F4_initial.shape[0]
+    check_row_count(p, n_rows, dropped)
+    findings.raise_first(p)
     return StableSet(
         F4_initial=F4_initial,
         stable=stable,

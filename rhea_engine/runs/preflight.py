@@ -1,4 +1,4 @@
-"""Checks made before a run is created: data files exist and are HDF5, the device exists."""
+"""Checks made before a run is created: its name, every row of its data files, its device."""
 
 from __future__ import annotations
 
@@ -25,9 +25,16 @@ def _is_hdf5(path: Path) -> bool:
     return False
 
 
-def check_data_files(paths: Iterable[str], flag: str, kind: str | None = None) -> list[str]:
+def check_data_files(
+    paths: Iterable[str], flag: str, kind: str | None = None, nf: int | None = None
+) -> list[str]:
     """Absolute paths of `paths`; DataError naming the first that is missing, not HDF5, or
-    (with `kind`, "asymptotic" or "stable") not a file of that kind."""
+    (with `kind`, "asymptotic" or "stable") not a file of that kind that training can read.
+
+    With `kind`, every row is checked as the training process would read it (chunk by
+    chunk: rhea_engine.data.validate), so a bad file is refused before a run exists. `nf`:
+    the number of flavors the config asks for.
+    """
     checked = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -51,17 +58,34 @@ def check_data_files(paths: Iterable[str], flag: str, kind: str | None = None) -
                 "upstream HDF5 layout (see `rhea data inspect FILE.h5`)."
             )
         if kind is not None:
-            from rhea_engine.data.io import detect_kind  # opens the file: datasets checked
-
-            found = detect_kind(path)
-            if found != kind:
-                raise DataError(
-                    f"The data file '{raw}' given with {flag} is a{'n' if found[0] == 'a' else ''} "
-                    f"{found} file, but {flag} expects {kind} files"
-                    f"{' (use --stable-data for it)' if found == 'stable' else ' (use --data for it)'}."
-                )
+            _check_contents(path, raw, flag, kind, nf)
         checked.append(str(path.resolve()))
     return checked
+
+
+def _check_contents(path: Path, raw: str, flag: str, kind: str, nf: int | None) -> None:
+    """The kind, schema and every row of one data file (DataError on the first problem)."""
+    from rhea_engine.data.io import detect_kind
+    from rhea_engine.data.validate import check_file
+
+    found = detect_kind(path)
+    if found != kind:
+        raise DataError(
+            f"The data file '{raw}' given with {flag} is a{'n' if found[0] == 'a' else ''} "
+            f"{found} file, but {flag} expects {kind} files"
+            f"{' (use --stable-data for it)' if found == 'stable' else ' (use --data for it)'}."
+        )
+    report = check_file(path, found)
+    if nf is not None and report.nf != nf:
+        raise DataError(
+            f"The data file '{raw}' given with {flag} holds NF = {report.nf} flavors, but the "
+            f"config asks for NF = {nf} (set NF={report.nf}, or give files with {nf} flavors)."
+        )
+    if report.usable_rows < 2:
+        raise DataError(
+            f"The data file '{raw}' given with {flag} has {report.usable_rows} usable row(s); "
+            "training needs at least 2 to split them into a train and a test set."
+        )
 
 
 def check_device(device: str) -> None:
@@ -118,16 +142,16 @@ def check_new_run(
 ) -> tuple[list[str], list[str]]:
     """The checks made before a run is created, by `rhea run`, sweeps and the TUI alike.
 
-    The name must be a valid handle; data files must exist and be HDF5 of the right kind,
-    both kinds or neither (then the default synthetic set is used); a CUDA device must
+    The name must be a valid handle; data files must exist and be HDF5 of the right kind
+    whose every row passes the readers' checks, with the config's NF, both kinds or neither (then the default synthetic set is used); a CUDA device must
     exist. Returns the absolute asymptotic and stable paths (empty: the default set).
     """
     from rhea_engine.runs.rundir import check_run_name
 
     if name is not None:
         check_run_name(name)
-    asymptotic = check_data_files(config.database_list, flags[0], "asymptotic")
-    stable = check_data_files(config.stable_database_list, flags[1], "stable")
+    asymptotic = check_data_files(config.database_list, flags[0], "asymptotic", config.NF)
+    stable = check_data_files(config.stable_database_list, flags[1], "stable", config.NF)
     if bool(asymptotic) != bool(stable):
         raise DataError(
             f"Training needs both asymptotic files ({flags[0]}) and stability files "
