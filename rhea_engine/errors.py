@@ -39,6 +39,12 @@ class UnknownRunError(RunError):
     title = "Unknown run"
 
 
+class DiskFullError(RunError):
+    """A file system ran out of space (or quota) while Rhea wrote to it."""
+
+    title = "No space left"
+
+
 class StoreError(RheaError):
     title = "Run store error"
 

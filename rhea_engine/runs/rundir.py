@@ -30,6 +30,7 @@ directory, status.json: the last status a front end set, and tags.json: the run'
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -100,11 +101,22 @@ class RunWriter:
         self.path = Path(path)
         (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._torn = False
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = {"type": type_, "t": time.time(), **_clean(fields)}
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
-        os.write(self._fd, line)
+        if self._torn:  # an earlier line was cut short (a full disk): end it, alone on its line
+            line = b"\n" + line
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            self._torn = True  # part of the line may be on disk
+            raise
+        if written < len(line):
+            self._torn = True
+            raise OSError(errno.ENOSPC, f"No space left: {EVENTS_FILE} line cut short")
+        self._torn = False
         return event
 
     def start(self, **fields: Any) -> None:
