@@ -9,9 +9,6 @@ most recent state: periodic, final or stop). Each file is one dict with the keys
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import pickle
 import re
 import zipfile
@@ -20,7 +17,8 @@ from typing import Any
 
 import torch
 
-from rhea_engine.errors import DiskFullError, RunError
+from rhea_engine.errors import RunError
+from rhea_engine.runs.rundir import write_atomically
 
 FORMAT = "rhea-checkpoint-1"
 CHECKPOINT_DIR = "checkpoints"
@@ -37,42 +35,9 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     A write that fails leaves no partial file behind; a full file system (or quota) is a
     DiskFullError that names where space ran out.
     """
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # through a Python file, so that a failed write is an OSError with its errno (a path
-        # given to torch.save fails with a bare RuntimeError)
-        with open(tmp, "wb") as handle:
-            torch.save(ckpt, handle)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(_no_space_message(target, exc)) from exc
-        raise
-    return target
-
-
-def _mount_point(path: Path) -> Path:
-    path = path.resolve()
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _no_space_message(target: Path, exc: OSError) -> str:
-    folder = target.parent.resolve()
-    mount = _mount_point(folder)
-    where = str(folder) if mount == folder else f"{folder} (the file system mounted at {mount})"
-    reason = "the disk quota is used up" if exc.errno == errno.EDQUOT else "the disk is full"
-    return (
-        f"No space left on {where}: {reason}, so the checkpoint {target.name} could not be "
-        "written; its partial file was removed and earlier checkpoints are intact. Free "
-        "space there (or move the Rhea home to a larger file system), then `rhea resume` "
-        "continues from the last checkpoint."
-    )
+    # through a Python file, so that a failed write is an OSError with its errno (a path
+    # given to torch.save fails with a bare RuntimeError)
+    return write_atomically(Path(path), lambda handle: torch.save(ckpt, handle), "checkpoint")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

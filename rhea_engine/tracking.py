@@ -43,6 +43,7 @@ from rhea_engine.runs.rundir import (
     check_run_name,
     read_config,
     run_dir,
+    write_atomically,
     write_config,
     write_json,
 )
@@ -148,9 +149,8 @@ class Run:
         target = source.resolve()
         if not target.is_relative_to(self.path.resolve()):
             target = self.checkpoint_dir / source.name
-            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)  # a reader never sees half a file
+            with open(source, "rb") as original:  # a reader never sees half a file
+                write_atomically(target, lambda copy: shutil.copyfileobj(original, copy))
         self._writer.checkpoint(epoch, target, kind)
         return target
 

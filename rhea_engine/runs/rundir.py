@@ -38,13 +38,13 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rhea_engine.errors import RunError
+from rhea_engine.errors import DiskFullError, RunError
 
 CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
@@ -266,6 +266,42 @@ def removing(directory: Path) -> Iterator[None]:
         raise
     if moved:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], None], what: str = "file") -> Path:
+    """Write `target` through `write(handle)` into a temporary file, then rename it into place.
+
+    A failed write leaves no partial file behind; a full file system (or quota) is a
+    DiskFullError naming the folder and its mount point.
+    """
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            write(handle)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(_no_space_message(target, what, exc)) from exc
+        raise
+    return target
+
+
+def _no_space_message(target: Path, what: str, exc: OSError) -> str:
+    folder = target.parent.resolve()
+    mount = folder
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    where = str(folder) if mount == folder else f"{folder} (the file system mounted at {mount})"
+    reason = "the disk quota is used up" if exc.errno == errno.EDQUOT else "the disk is full"
+    return (
+        f"No space left on {where}: {reason}, so the {what} {target.name} could not be "
+        "written; its partial file was removed and earlier checkpoints are intact. Free "
+        "space there (or move the Rhea home to a larger file system), then `rhea resume` "
+        "continues from the last checkpoint."
+    )
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:

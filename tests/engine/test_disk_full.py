@@ -107,3 +107,24 @@ def test_an_event_line_cut_short_by_a_full_disk_never_swallows_the_next(tmp_path
         events = read_events(disk / "run").events
     assert [e["type"] for e in events] == ["log", "status"]
     assert events[-1]["status"] == "failed"
+
+
+def test_a_script_checkpoint_copied_onto_a_full_disk_leaves_no_partial_file(
+    tmp_path: Path,
+) -> None:
+    from rhea_engine.errors import DiskFullError
+    from rhea_engine.tracking import start_run
+
+    source = tmp_path / "model.pt"
+    source.write_bytes(os.urandom(1 << 20))
+    with small_tmpfs(tmp_path / "home", "256k") as home:
+        with pytest.raises(DiskFullError) as info:
+            with start_run(name="script", home=home, capture_output=False) as run:
+                run.log(1, {"test_loss": 0.5})
+                run.checkpoint(1, source)
+        assert f"No space left on {home}" in info.value.message
+        checkpoints = home / "runs" / "script" / "checkpoints"
+        assert list(checkpoints.iterdir()) == []
+        events = read_events(home / "runs" / "script").events
+        assert events[-1]["type"] == "status" and events[-1]["status"] == "failed"
+        assert "No space left on" in events[-1]["error"] and not events[-1].get("traceback")
