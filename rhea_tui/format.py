@@ -97,6 +97,25 @@ def sci(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}e}"
 
 
+def epoch_ticks(first: int, last: int, count: int = 5) -> list[int]:
+    """Whole-epoch tick positions from first to last (plot x axes)."""
+    if last <= first:
+        return [first]
+    return sorted({round(first + i * (last - first) / (count - 1)) for i in range(count)})
+
+
+def value_ticks(low: float, high: float, count: int, log: bool) -> list[float]:
+    """Evenly spaced ticks (geometrically on a log axis) from low to high; label them with
+    `compact`, never plotext's fixed-point labels (0.000000238)."""
+    if high <= low:
+        return [low]
+    if log:
+        ratio = (high / low) ** (1 / (count - 1))
+        return [low * ratio**i for i in range(count)]
+    step = (high - low) / (count - 1)
+    return [low + step * i for i in range(count)]
+
+
 def cell(value: Any, number: Callable[[float], str] = sig) -> str:
     """Any config or metric value in a table cell: numbers by `number`, file names for paths."""
     if value is None:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
 from rhea_tui.common import HomeOpt, WhereOpt, console, resolve_home
-from rhea_tui.format import cell
+from rhea_tui.format import cell, compact, epoch_ticks, value_ticks
 
 
 def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str | None:
@@ -21,17 +21,22 @@ def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str |
 
     plt.clf()
     plt.plotsize(width, height)
-    drawn = False
+    epochs: list[int] = []
+    values: list[float] = []
     for run in result["runs"]:
         points = log_safe(
             [(e, v) for e, v in result["series"].get(run, {}).get(metric, []) if v is not None]
         )
         if points:
             plt.plot([e for e, _ in points], [v for _, v in points], label=run, marker="braille")
-            drawn = True
-    if not drawn:
+            epochs += (points[0][0], points[-1][0])
+            values += (min(v for _, v in points), max(v for _, v in points))
+    if not epochs:
         return None
     plt.yscale("log")
+    plt.xticks([float(e) for e in epoch_ticks(min(epochs), max(epochs))])
+    y_ticks = value_ticks(min(values), max(values), max(2, min(5, (height - 4) // 2)), log=True)
+    plt.yticks(y_ticks, [compact(v, 3) for v in y_ticks])
     plt.title(f"{metric} (log)")
     plt.xlabel("epoch")
     plt.theme("clear")
@@ -63,9 +68,15 @@ def params_table(result: dict[str, Any]) -> Table | str:
     return table
 
 
+# The fixed columns that already show a metric's last or best value: the chosen metric's
+# own columns are left out when they would repeat one of these.
+_SHOWN_ALREADY = {("train_loss", "last"), ("test_loss", "last"), ("test_loss", "best")}
+
+
 def metrics_table(result: dict[str, Any], metric: str) -> Table:
     """Status, epochs, last/best losses, max ELN and the chosen metric of each run."""
     table = Table(title=f"Metrics (chosen: {metric})", title_justify="left", header_style="bold")
+    chosen = [which for which in ("last", "best") if (metric, which) not in _SHOWN_ALREADY]
     columns = [
         "run",
         "status",
@@ -74,8 +85,7 @@ def metrics_table(result: dict[str, Any], metric: str) -> Table:
         "last test",
         "best test (epoch)",
         "max ELN",
-        f"last {metric}",
-        f"best {metric}",
+        *(f"{which} {metric}" for which in chosen),
     ]
     for column in columns:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
@@ -91,8 +101,7 @@ def metrics_table(result: dict[str, Any], metric: str) -> Table:
             cell(entry["last_test_loss"]),
             best_test,
             cell(entry["max_ELN_violation"]),
-            cell(entry["metric_last"]),
-            cell(entry["metric_best"]),
+            *(cell(entry[f"metric_{which}"]) for which in chosen),
         )
     return table
 

@@ -9,28 +9,10 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from rhea_engine.compare import Series, downsample, log_safe
-from rhea_tui.format import compact
+from rhea_tui.format import compact, epoch_ticks, value_ticks
 
 # Columns plotext uses for the y tick labels and the frame; the rest is the drawing area.
 _AXIS_COLUMNS = 10
-
-
-def epoch_ticks(first: int, last: int, count: int = 5) -> list[int]:
-    """Whole-epoch tick positions from first to last."""
-    if last <= first:
-        return [first]
-    return sorted({round(first + i * (last - first) / (count - 1)) for i in range(count)})
-
-
-def value_ticks(low: float, high: float, count: int, log: bool) -> list[float]:
-    """Evenly spaced ticks (geometrically on a log axis) from low to high."""
-    if high <= low:
-        return [low]
-    if log:
-        ratio = (high / low) ** (1 / (count - 1))
-        return [low * ratio**i for i in range(count)]
-    step = (high - low) / (count - 1)
-    return [low + step * i for i in range(count)]
 
 
 # Series colours (RGB; Textual reduces them to 256 or 16 colours when the terminal needs it).

@@ -97,3 +97,46 @@ def test_compare_outside_a_home_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a Rhea home" in " ".join(result.output.split())
     assert not (tmp_path / "empty" / "runs.db").exists()
+
+
+def _header_cells(out: str) -> list[str]:
+    """The column headers of the metrics table."""
+    table = out.split("Metrics (chosen")[1]
+    header = next(line for line in table.splitlines() if "run" in line and "status" in line)
+    return [cell.strip() for cell in header.strip("┃│ ").split("┃") if cell.strip()]
+
+
+@pytest.mark.parametrize(
+    ("metric", "extra"),
+    [
+        ("test_loss", []),  # `last test` and `best test (epoch)` show it already
+        ("train_loss", ["best train_loss"]),  # `last train` shows its last value
+        ("ndens_test_loss", ["last ndens_test_loss", "best ndens_test_loss"]),
+    ],
+)
+def test_metrics_table_never_repeats_a_column(
+    rhea_home: Path, metric: str, extra: list[str]
+) -> None:
+    _fill(rhea_home)
+    result = runner.invoke(
+        app, ["compare", "sweep:lr", "--metric", metric, "--no-plots"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    fixed = ["run", "status", "epochs", "last train", "last test", "best test (epoch)", "max ELN"]
+    assert _header_cells(result.output) == fixed + extra
+
+
+def test_plot_axes_label_small_values_in_scientific_notation(rhea_home: Path) -> None:
+    """ELN violations of ~1e-7 read 2.38e-7 on the axis, not 0.000000238; epochs are whole."""
+    with Store(rhea_home) as store:
+        row = store.create_run(default_config(), name="one-epoch")
+        with RunWriter(row.path) as writer:
+            writer.start(total_epochs=1)
+            writer.epoch(1, {"train_loss": 10.2, "test_loss": 9.42, "ELN_violation": 2.384e-7})
+            writer.status("completed")
+    result = runner.invoke(app, ["compare", "one-epoch"], env={"COLUMNS": "120"}, color=False)
+    assert result.exit_code == 0, result.output
+    eln_plot = result.output.split("ELN_violation (log)")[1]
+    assert "2.38e-7┤" in eln_plot
+    assert "0.0000" not in result.output
+    assert "0.50" not in eln_plot and "1.50" not in eln_plot  # no fractional epochs
