@@ -2,7 +2,7 @@
 
 Each case runs in its own child process so that its peak RSS (getrusage) is its own. The
 reference labels and mixes one sample at a time with a scipy root finder per species, as a
-direct transcription of PHYSICS.md §4-§7 would; the figures are printed side by side.
+direct transcription of docs/physics.md §4-§7 would; the figures are printed side by side.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/synth.py [--sizes 20000,200000] [--ref-n 500]
 """

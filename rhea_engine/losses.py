@@ -1,4 +1,4 @@
-"""Pure loss functions of the six tasks (PHYSICS.md §3), on quantities normalised by ntot.
+"""Pure loss functions of the six tasks (docs/physics.md §3), on quantities normalised by ntot.
 
 Every function returns `(loss, max_abs_error)` as 0-d tensors and never synchronises with
 the host, so a training loop can accumulate them on the device. Four-flux arguments are

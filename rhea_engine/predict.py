@@ -33,7 +33,7 @@ class ModelFileError(ExportError):
 F4_INITIAL = "F4_initial(1|ccm)"
 PREDICT_CHUNK = 65536
 
-#: The NSM1 cell (Richers et al. 2024, arXiv:2409.04405; PHYSICS.md §9): number densities in
+#: The NSM1 cell (Richers et al. 2024, arXiv:2409.04405; docs/physics.md §9): number densities in
 #: cm^-3 per (nu/nubar, flavor) and flux/N ratios of nu_e, nubar_e and each heavy species.
 NSM1_N = ((14.22e32, 19.65e32 / 4, 19.65e32 / 4), (19.15e32, 19.65e32 / 4, 19.65e32 / 4))
 NSM1_FLUX_OVER_N = {

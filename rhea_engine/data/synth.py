@@ -1,4 +1,4 @@
-"""Synthetic FFI data (PHYSICS.md §8): sampled four-fluxes, crossing labels, Box3D final states."""
+"""Synthetic FFI data (docs/physics.md §8): sampled four-fluxes, crossing labels, Box3D final states."""
 
 from __future__ import annotations
 
@@ -404,7 +404,7 @@ def synth_to_dir(
             s_family = fs.create_dataset("family", shape=(n,), dtype="i1")
             for h5 in (fa, fs):
                 h5.create_dataset(NF, data=np.int64(NUM_FLAVORS))
-                h5.attrs["generator"] = "rhea synthetic (PHYSICS.md section 8)"
+                h5.attrs["generator"] = "rhea synthetic (docs/physics.md section 8)"
                 h5.attrs["seed"] = int(seed)
                 h5.attrs["noise"] = float(noise)
                 h5.attrs["min_flux_factor"] = float(min_flux_factor)

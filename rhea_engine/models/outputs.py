@@ -1,7 +1,7 @@
 """What every Rhea network shares: transfer matrices with conservation built in, and the
 exported methods with the upstream signatures.
 
-Layout (PHYSICS.md §1-§2): `F4[N, 4, 2, NF]` with axis 1 = (F_x, F_y, F_z, N). The
+Layout (docs/physics.md §1-§2): `F4[N, 4, 2, NF]` with axis 1 = (F_x, F_y, F_z, N). The
 transfer matrices `y[N, 2, NF, 2, NF]` are indexed (out species, out flavor, in species,
 in flavor): N_final[s, a] = sum_{t, b} y_dens[s, a, t, b] N_initial[t, b], and likewise
 y_flux for each flux component. Final fluxes are combinations of the initial ones with

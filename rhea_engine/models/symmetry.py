@@ -5,7 +5,7 @@ A group element swaps neutrinos with antineutrinos (or not) and permutes the fla
 is a permutation `p` of the species, (g·F4)[..., k] = F4[..., p[k]], and a transfer matrix
 transforms as (g·y)[k, l] = y[p[k], p[l]]: a model is equivariant when y(g·F4) = g·y(F4).
 
-Groups (PHYSICS.md §7, §9): `box3d` = nu<->nubar x mu<->tau, exact for Box3D-made data;
+Groups (docs/physics.md §7, §9): `box3d` = nu<->nubar x mu<->tau, exact for Box3D-made data;
 `full` = nu<->nubar x every flavor permutation, the symmetry of the FFI itself; `none`.
 """
 

@@ -147,7 +147,7 @@ def _box3d_chunk(
 
 
 def box3d(F4_initial: ArrayLike, order: int = MIXING_ORDER, chunk: int = CHUNK) -> Box3DResult:
-    """Box3D asymptotic four-flux in delta form (PHYSICS.md §7), vectorized over samples.
+    """Box3D asymptotic four-flux in delta form (docs/physics.md §7), vectorized over samples.
 
     Heavy flavors are averaged for the distributions and what e gives up is split evenly over
     the NF - 1 heavy flavors, so the flavor-summed four-flux of nu and of nubar and each

@@ -13,7 +13,7 @@ from rhea_engine.physics.fourflux import FLUX_ABS_SLACK, FLUX_FACTOR_ROUNDING
 
 FloatArray = NDArray[np.float64]
 
-#: |L(Z) - f| reached by the exact inverse (PHYSICS.md §4).
+#: |L(Z) - f| reached by the exact inverse (docs/physics.md §4).
 LANGEVIN_TOLERANCE = 1e-13
 #: Below this flux factor Z = 3f (the first term of the series) is exact to rounding.
 SMALL_FLUX_FACTOR = 1e-6

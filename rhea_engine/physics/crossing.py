@@ -157,7 +157,7 @@ def _crossing_chunk(F4: FloatArray, points: FloatArray) -> NDArray[np.bool_]:
 def crossing_test(
     F4: ArrayLike, order: int = STABILITY_ORDER, chunk: int = CHUNK
 ) -> NDArray[np.bool_]:
-    """Unstable[N]: does any flavor pair's lepton-number difference G cross zero (PHYSICS.md §6)?"""
+    """Unstable[N]: does any flavor pair's lepton-number difference G cross zero (docs/physics.md §6)?"""
     arr = as_f4(F4)
     points, _ = lebedev(order)
     unstable = np.zeros(arr.shape[0], dtype=bool)

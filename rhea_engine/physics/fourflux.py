@@ -107,7 +107,7 @@ def eln_error(F4_initial: ArrayLike, F4_final: ArrayLike) -> FloatArray:
 
 
 def eln_violation(F4_initial: ArrayLike, F4_final: ArrayLike) -> float:
-    """Max over samples and flavors of |dELN| / ntot (PHYSICS.md §3); 0 for no samples."""
+    """Max over samples and flavors of |dELN| / ntot (docs/physics.md §3); 0 for no samples."""
     err = eln_error(F4_initial, F4_final)
     return float(err.max()) if err.size else 0.0
 

@@ -1,4 +1,4 @@
-"""Named unit constants (CGS) for the growth rate; see PHYSICS.md §1."""
+"""Named unit constants (CGS) for the growth rate; see docs/physics.md §1."""
 
 from __future__ import annotations
 

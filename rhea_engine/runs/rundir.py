@@ -6,7 +6,7 @@ ingest events.jsonl into SQLite. One JSON object per line, always with "type" an
 
     start       pid, host, device, total_epochs, git_commit, git_dirty, data (list of
                 {"path", "sha256", "kind"}), slurm_job_id (or null), resumed_from_epoch
-    epoch       epoch (1-based), metrics {name: float}   (names as in DESIGN.md §3)
+    epoch       epoch (1-based), metrics {name: float}   (names as in docs/design.md §3)
     heartbeat   epoch (last finished, 0 before the first)
     checkpoint  epoch, path (relative to the run directory), kind ("periodic"|"best"|"final"|"stop")
     evaluation  results {name: float}  (final evaluation: model vs Box3D vs identity;

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         where: WhereOpt = None,
         home: HomeOpt = None,
     ) -> None:
-        """Write a figure of runs or a sweep to a PDF, PNG or SVG file (needs rhea[plot]).
+        """Write a figure of runs or a sweep to a PDF, PNG or SVG file (needs rhea\\[plot]).
 
         With --where, the runs given (or all runs, when none is given) that match the filter.
 

@@ -1,4 +1,4 @@
-"""Crossing test and Box3D: the invariants and the NSM1 regression of PHYSICS.md §9."""
+"""Crossing test and Box3D: the invariants and the NSM1 regression of docs/physics.md §9."""
 
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def test_nsm1_regression(nsm1: np.ndarray) -> None:
     final = out.F4_final[0, 3]
     assert out.unstable.tolist() == [True]
     assert crossing_test(nsm1).tolist() == [True]
-    # The published figures (PHYSICS.md §9) do not conserve the flavor-summed number to
+    # The published figures (docs/physics.md §9) do not conserve the flavor-summed number to
     # better than 1.7e-4 of ntot themselves, while the delta form conserves it exactly; the
     # remaining difference is 1e-4 to 4e-4 relative.
     published = {"N_e": 1.08652e33, "Nbar_e": 1.57919e33, "heavy": 6.58853e32}

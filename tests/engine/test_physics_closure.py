@@ -1,4 +1,4 @@
-"""Closure, quadrature and four-flux helpers: unit cases of PHYSICS.md §1, §4, §5."""
+"""Closure, quadrature and four-flux helpers: unit cases of docs/physics.md §1, §4, §5."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_four_flux_helpers() -> None:
 
 
 def test_growth_rate_constant() -> None:
-    """sqrt(2) G_F (hbar c)^3 / hbar from the constants PHYSICS.md §1 gives, in CGS.
+    """sqrt(2) G_F (hbar c)^3 / hbar from the constants docs/physics.md §1 gives, in CGS.
 
     (Relative comparisons: pytest.approx's default absolute tolerance of 1e-12 would accept
     any number of order 1e-22.)

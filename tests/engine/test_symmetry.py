@@ -84,7 +84,7 @@ def test_groups_have_the_expected_orders_and_are_closed() -> None:
 
 
 def test_box3d_is_exactly_symmetric_under_its_group_but_not_under_e_mu() -> None:
-    """The physics the group choice rests on (PHYSICS.md §7)."""
+    """The physics the group choice rests on (docs/physics.md §7)."""
     from rhea_engine.physics import box3d
 
     F4 = torch.as_tensor(random_F4(300, seed=4))  # mu = tau, as in merger data
