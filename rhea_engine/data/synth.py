@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from rhea_engine.config import INT_RANGES
 from rhea_engine.data.schema import F4_FINAL, F4_INITIAL, GROWTH_RATE, NF, STABLE, FloatArray
 from rhea_engine.errors import DataError
 from rhea_engine.physics.box import box3d
@@ -34,6 +35,11 @@ SKEWED_LOG_RATIO = 0.08
 BLOCK = 4096
 DEFAULT_CHUNK = 4 * BLOCK
 NUM_FLAVORS = 3
+#: Bounds of the arguments: the most rows a run reads from one file, what an int64 holds (the
+#: seed is an HDF5 attribute), the most threads a run may use.
+MAX_SAMPLES = INT_RANGES["samples_per_database"][1]
+MAX_SEED = 2**63 - 1
+MAX_WORKERS = INT_RANGES["num_threads"][1]
 
 Progress = Callable[[int, int], None]
 
@@ -188,12 +194,16 @@ def _check_args(n: int, seed: int, noise: float = 0.0, min_flux_factor: float = 
         )
     if not (0.0 <= noise < 1.0):
         raise DataError(f"The noise level must be in [0, 1) (a fraction of N_e), got {noise!r}.")
-    if isinstance(n, bool) or int(n) != n or n < 0:
+    if isinstance(n, bool) or int(n) != n or not 0 <= n <= MAX_SAMPLES:
         raise DataError(
-            f"The number of synthetic samples must be a non-negative integer, got {n!r}."
+            f"The number of synthetic samples must be an integer from 0 to {MAX_SAMPLES:,} "
+            f"(the most rows a run reads from a file), got {n!r}."
         )
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise DataError(f"The seed must be a non-negative integer, got {seed!r}.")
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= MAX_SEED:
+        raise DataError(
+            f"The seed must be an integer from 0 to 2**63 - 1 (it is stored in the files as a "
+            f"64-bit integer), got {seed!r}."
+        )
 
 
 def add_noise(samples: SynthSamples, noise: float, seed: int, start: int) -> SynthSamples:
@@ -257,9 +267,10 @@ def default_workers() -> int:
 
 
 def _check_workers(workers: int) -> int:
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+    if isinstance(workers, bool) or int(workers) != workers or not 1 <= workers <= MAX_WORKERS:
         raise DataError(
-            f"The number of generator threads must be a positive integer, got {workers!r}."
+            f"The number of generator threads must be an integer from 1 to {MAX_WORKERS}, "
+            f"got {workers!r}."
         )
     return int(workers)
 

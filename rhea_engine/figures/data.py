@@ -44,6 +44,15 @@ class PlotOptions:
                 raise PlotError(f"Unknown {label} '{value}'; use one of {', '.join(allowed)}.")
         if self.smooth < 1:
             raise PlotError(f"--smooth takes a window of at least 1 epoch, not {self.smooth}.")
+        if self.versus is not None and self.kind != "final":
+            raise PlotError(
+                f"--vs chooses the x axis of --kind final; --kind {self.kind} has none to choose."
+            )
+        if self.objectives and self.kind != "pareto":
+            raise PlotError(
+                f"--objective chooses the axes of --kind pareto; --kind {self.kind} draws metrics "
+                "(--metric)."
+            )
 
 
 @dataclass(frozen=True)

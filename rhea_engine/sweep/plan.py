@@ -8,6 +8,7 @@ and leaves no trace. Model-based searches ask their trials one at a time (`searc
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,19 +131,19 @@ def plan_sweep(
 ) -> SweepPlan:
     """Expand and validate every trial (a ConfigError names the first bad one)."""
     check_sweep_name(name)
+    if n_random is None and not dims:
+        raise ConfigError(
+            "Nothing to sweep: give at least one flag with several comma values "
+            "(for example --lr 1e-4,1e-5) or --random N with ranges."
+        )
+    # Counted before any trial is drawn or expanded: a count of 2**63 must not hang here.
+    count = n_random if n_random is not None else math.prod(len(d.values or ()) for d in dims)
+    if count > max_trials:
+        raise ConfigError(f"The sweep has {count} trials, more than the limit of {max_trials}.")
     if n_random is not None:
         trials = sample_random(dims, n_random, search_seed)
     else:
-        if not dims:
-            raise ConfigError(
-                "Nothing to sweep: give at least one flag with several comma values "
-                "(for example --lr 1e-4,1e-5) or --random N with ranges."
-            )
         trials = expand_grid(dims)
-    if len(trials) > max_trials:
-        raise ConfigError(
-            f"The sweep has {len(trials)} trials, more than the limit of {max_trials}."
-        )
     configs = [validate_trial(base, o, dims, i) for i, o in enumerate(trials, start=1)]
     return SweepPlan(name, dict(base), list(dims), n_random, search_seed, trials, configs)
 

@@ -96,6 +96,8 @@ def _slurm_options(request: SweepRequest, gpus: list[str]) -> slurm.SlurmOptions
     if not request.slurm:
         if request.partition or request.time_limit or request.account:
             raise SlurmError("--partition, --time and --account only apply with --slurm.")
+        if request.gpus_per_run != 1 or request.cpus_per_run is not None:
+            raise SlurmError("--gpus-per-run and --cpus-per-run only apply with --slurm.")
         cores.cpu_pool(request.cpus)  # a --cpus this machine cannot give
         return None
     if request.cpus is not None:
@@ -105,6 +107,8 @@ def _slurm_options(request: SweepRequest, gpus: list[str]) -> slurm.SlurmOptions
     slurm.parse_time(request.time_limit)
     if request.gpus_per_run < 0:
         raise SlurmError(f"--gpus-per-run must be 0 or more; got {request.gpus_per_run}.")
+    if request.cpus_per_run is not None and request.cpus_per_run < 1:
+        raise SlurmError(f"--cpus-per-run must be 1 or more; got {request.cpus_per_run}.")
     if gpus:
         raise SlurmError("--gpus pins local trials to GPUs; on Slurm use --gpus-per-run K.")
     return slurm.SlurmOptions(
@@ -238,6 +242,11 @@ def prepare(request: SweepRequest, dry_run: bool = False) -> PreparedSweep:
     search = request.search or defaults.get("search") or "grid"
     if request.parallel is not None and request.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1; got {request.parallel}.")
+    low, high = cfgmod.INT_RANGES["random_seed"]
+    if not low <= request.search_seed <= high:
+        raise ConfigError(
+            f"--search-seed must be at least {low} and at most {high}; got {request.search_seed}."
+        )
     if request.trials is not None and request.trials < 1:
         raise ConfigError(f"--trials must be at least 1; got {request.trials}.")
     budget = _budget(request, defaults)

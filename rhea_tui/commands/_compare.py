@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
-from rhea_tui.common import HomeOpt, WhereOpt, console, resolve_home
+from rhea_tui.common import HomeOpt, WhereOpt, console, die, resolve_home
 from rhea_tui.format import cell, compact, epoch_ticks, value_ticks
 
 
@@ -163,6 +163,12 @@ def compare(
 
     if not handles and where is None:
         raise RunError("Name the runs to compare (run3 run4, or sweep:NAME), or give --where.")
+    if objective and not (pareto or importance):
+        die(
+            "--objective chooses the objectives of --pareto or --importance; add one of them "
+            "(e.g. rhea compare sweep:NAME --pareto --objective test_loss).",
+            title="Usage error",
+        )
     if pareto or importance:
         if where is not None:
             raise RunError("--pareto and --importance take a whole sweep; leave out --where.")

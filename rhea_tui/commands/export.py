@@ -180,6 +180,12 @@ def predict(
     """
     if nsm1 == (input_file is not None):
         die("Give exactly one of --nsm1 or --input FILE.h5.", title="Usage error")
+    if nsm1 and output is not None:
+        die(
+            "-o names the file predictions of --input FILE.h5 go to; --nsm1 prints its "
+            "result and writes nothing.",
+            title="Usage error",
+        )
     from rhea_engine.predict import load_exported, predict_file, predict_nsm1
 
     exported = load_exported(model, home=resolve_home(home), trust_native_code=trust_native_code)
