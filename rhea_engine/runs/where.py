@@ -174,8 +174,10 @@ class _Parser:
         return syntax_error(self.expression, (token or self.token).position, reason)
 
     def whole(self) -> Node:
-        if self.token.kind == "end":
-            raise self.fail("the filter is empty.")
+        if self.token.kind == "end":  # one paragraph: a caret under nothing shows nothing
+            reason = "the filter is empty."
+            message = f"Cannot use the filter: {reason} {SYNTAX_HINT}"
+            raise FilterError(message, expression=self.expression, position=0, reason=reason)
         node = self.disjunction()
         if self.token.kind != "end":
             if self.token.kind == ")":
