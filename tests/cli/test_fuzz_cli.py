@@ -175,6 +175,7 @@ def baselines(w: dict[str, Path]) -> dict[tuple[str, ...], tuple[list[str], list
         ("data", "synth"): ([str(out / "synth")], ["--n", "50"]),
         ("data", "inspect"): ([str(w["asymptotic"])], []),
         ("db", "rebuild"): ([], []),
+        ("tag",): (["tiny"], []),  # without names it prints the run's tags
     }
 
 
@@ -244,6 +245,8 @@ ACCEPTED: dict[str, dict[str, str]] = {
         **_because(NAME_LIKE, "letters, digits and dots make a valid sweep name"),
         "empty": "no name: the folder's",
     },
+    "sweep --tag": _because(NAME_LIKE, "letters, digits and dots make a valid tag"),
+    "tag NAMES": _because(NAME_LIKE, "letters, digits and dots make a valid tag"),
     "sweep --data": {"empty": "no data files: those of the config"},
     "sweep --stable-data": {"empty": "no stable data files: those of the config"},
     "sweep --search": {"empty": "no search: the default (grid)"},
@@ -280,6 +283,7 @@ EXCLUDED: dict[str, dict[str, str]] = {
         "divergence); accepting it starts a real training run",
     ),
     "run --name": _because(NAME_LIKE, "a valid run name; accepting it starts a real training run"),
+    "run --tag": _because(NAME_LIKE, "a valid tag; accepting it starts a real training run"),
 }
 
 
