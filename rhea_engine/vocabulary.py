@@ -37,6 +37,13 @@ SPLITS = ("train", "test")
 # Kinds of checkpoint a run records (checkpoint events, the `checkpoints` table).
 CHECKPOINT_KINDS = ("periodic", "best", "final", "stop", "upstream")
 
+# "max ELN", the one figure every front end shows under that name: the largest ELN violation
+# over all epochs of a run, of the test split (`ELN_violation_test`). A run that recorded
+# only the training split's (a run imported from upstream, whose loss.dat has no test
+# column) falls back to `ELN_violation`, and front ends say so. Stored at ingest in
+# runs.max_eln_violation, with the metric it was taken over in runs.max_eln_metric.
+MAX_ELN_METRICS = ("ELN_violation_test", "ELN_violation")
+
 
 def task_metric(task: str, split: str, kind: str = "loss") -> str:
     """The per-epoch metric name of one task: `{task}_{train,test}_{loss,max}` (loss.dat)."""

@@ -22,14 +22,14 @@ from typing import Any
 
 from rhea_engine.runs.rows import RunRow
 from rhea_engine.runs.rundir import EventChunk
-from rhea_engine.vocabulary import FINAL_STATUSES, MISSING, STATUSES
+from rhea_engine.vocabulary import FINAL_STATUSES, MAX_ELN_METRICS, MISSING, STATUSES
 
 # metric name -> (summary column of the last value, summary column of the best (minimum))
 _SUMMARY = {
     "train_loss": ("last_train_loss", "best_train_loss"),
     "test_loss": ("last_test_loss", "best_test_loss"),
-    "ELN_violation": ("max_eln_violation", None),
     "learning_rate": ("learning_rate", None),
+    "epoch_seconds": ("epoch_seconds", None),
 }
 # the columns a `reset` event clears: what the run recorded about training so far
 _HISTORY = (
@@ -39,7 +39,10 @@ _HISTORY = (
     "best_train_loss",
     "best_test_loss",
     "max_eln_violation",
+    "max_eln_metric",
     "learning_rate",
+    "epoch_seconds",
+    "gpu",
     "ended",
     "error",
     "traceback",
@@ -49,6 +52,7 @@ _HISTORY = (
 _SQLITE_INT = (-(2**63), 2**63 - 1)
 _LATEST_TIME = 95_617_584_000.0  # 5000-01-01: later "times" are damage, not clocks
 _STORED_STATUSES = tuple(s for s in STATUSES if s != MISSING)
+_LARGEST_FLOAT = 1.7976931348623157e308  # SQLite keeps inf; NaN is stored as NULL
 
 
 def _number(value: Any) -> float | None:
@@ -82,6 +86,40 @@ def event_time(value: Any) -> float | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def max_eln(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, str | None]:
+    """(max ELN, the metric it is of): see `vocabulary.MAX_ELN_METRICS`.
+
+    Read from the stored series, so a resumed run's replaced epochs, a rebuilt runs.db and
+    a migrated one all give the same figure; non-finite epochs (a diverged run's last) are
+    left out, as they are of the best losses.
+    """
+    for name in MAX_ELN_METRICS:
+        found = conn.execute(
+            "SELECT MAX(value) FROM metrics WHERE run = ? AND name = ? AND abs(value) <= ?",
+            (run_id, name, _LARGEST_FLOAT),
+        ).fetchone()
+        if found is not None and found[0] is not None:
+            return float(found[0]), name
+    return None, None
+
+
+def gpu_figures(event: dict[str, Any], t: float | None) -> str | None:
+    """A `gpu` event's device figures as the JSON of runs.gpu (None if it holds none)."""
+    devices = []
+    for raw in event.get("devices") or []:
+        if not isinstance(raw, dict):
+            continue
+        index = raw.get("index")
+        device: dict[str, Any] = {
+            "index": _int(index) if not isinstance(index, str) else index[:64],  # or a UUID
+            "name": str(raw.get("name") or "GPU")[:64],
+        }
+        for key in ("utilization", "memory_used", "memory_total", "process_memory"):
+            device[key] = _number(raw.get(key))
+        devices.append(device)
+    return json.dumps({"t": t, "devices": devices}) if devices else None
 
 
 def _status_allowed(run: dict[str, Any], t: float | None) -> bool:
@@ -167,6 +205,7 @@ def apply_events(
     state = dict(run)
     run_id = run["id"]
     metric_rows: list[tuple[Any, ...]] = []
+    eln_seen = False
     for event in events:
         kind = event.get("type")
         t = event_time(event.get("t"))
@@ -174,12 +213,16 @@ def apply_events(
             state["heartbeat"] = t
         if kind == "epoch":
             _apply_epoch(state, event, metric_rows)
+            eln_seen = eln_seen or any(n in MAX_ELN_METRICS for n in event.get("metrics") or ())
         elif kind == "start":
             _apply_start(state, event, t)
         elif kind == "status":
             _apply_status(state, event, t)
         elif kind == "reset":
             _apply_reset(conn, state, metric_rows)
+            eln_seen = False
+        elif kind == "gpu":
+            state["gpu"] = gpu_figures(event, t) or state.get("gpu")
         elif kind == "checkpoint" and isinstance(event.get("path"), str):
             conn.execute(
                 "INSERT OR REPLACE INTO checkpoints (run, path, epoch, kind, t) VALUES (?, ?, ?, ?, ?)",
@@ -196,6 +239,8 @@ def apply_events(
             "INSERT OR REPLACE INTO metrics (run, name, epoch, value) VALUES (?, ?, ?, ?)",
             metric_rows,
         )
+    if eln_seen:
+        state["max_eln_violation"], state["max_eln_metric"] = max_eln(conn, run_id)
     return {key: value for key, value in state.items() if run.get(key) != value or key not in run}
 
 

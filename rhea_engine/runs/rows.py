@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from rhea_engine.runs.where_sql import Condition
 
 _DEFAULT_NAME = re.compile(r"run(\d{1,18})")
-# `rhea ls --sort` names -> runs columns
+# `rhea ls --sort` names -> runs columns (or this one fixed expression of the run's config)
+CONFIGURED_LR = "json_extract(runs.config, '$.learning_rate')"
 SORT_KEYS = {
     "id": "id",
     "name": "name",
@@ -41,8 +42,10 @@ SORT_KEYS = {
     "eln": "max_eln_violation",
     "ELN_violation": "max_eln_violation",
     "max_eln_violation": "max_eln_violation",
-    "lr": "learning_rate",
-    "learning_rate": "learning_rate",
+    "lr": CONFIGURED_LR,  # the configured rate, as the listing's `lr` column shows it
+    "learning_rate": CONFIGURED_LR,
+    "lr_now": "learning_rate",  # the scheduler's rate at the last epoch
+    "epoch_seconds": "epoch_seconds",
     "heartbeat": "heartbeat",
 }
 # `--where` keys -> runs columns: the sort keys, the runs listing's column headers (run, train,
@@ -50,7 +53,7 @@ SORT_KEYS = {
 # rate is the exception: `learning_rate` and `lr` name the configured rate (a config key, as
 # the listing shows it); the scheduler's rate at the last epoch is `lr_now`.
 FILTER_KEYS = {
-    **{key: column for key, column in SORT_KEYS.items() if column != "learning_rate"},
+    **{k: c for k, c in SORT_KEYS.items() if c not in ("learning_rate", CONFIGURED_LR)},
     "lr_now": "learning_rate",
     "run": "name",
     "sweep": "sweep",
@@ -107,8 +110,8 @@ class RunRow:
     last_test_loss: float | None
     best_train_loss: float | None
     best_test_loss: float | None
-    max_eln_violation: float | None  # ELN_violation (max over samples) of the last epoch
-    learning_rate: float | None
+    max_eln_violation: float | None  # max over all epochs: vocabulary.MAX_ELN_METRICS
+    learning_rate: float | None  # the scheduler's rate at the last epoch
     evaluation: dict[str, float] = field(default_factory=dict)  # filled by get_run only
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # [{"epoch","path","kind"}]
     path: Path | None = None  # the run directory
@@ -116,6 +119,9 @@ class RunRow:
     fail_task: str | None = None
     status_set_at: float | None = None  # when a front end last set the status
     tags: list[str] = field(default_factory=list)  # `rhea tag`, sorted
+    max_eln_metric: str | None = None  # the metric max_eln_violation is of
+    epoch_seconds: float | None = None  # wall time of the last epoch
+    gpu: dict[str, Any] | None = None  # last GPU figures: {"t", "devices": [...]}
 
     @property
     def is_final(self) -> bool:
@@ -174,6 +180,9 @@ def row_from(values: Mapping[str, Any] | sqlite3.Row, runs_root: Path) -> RunRow
         fail_task=values["fail_task"],
         status_set_at=values["status_set_at"],
         tags=sorted(json.loads(values["tags"])) if "tags" in values.keys() else [],
+        max_eln_metric=values["max_eln_metric"],
+        epoch_seconds=values["epoch_seconds"],
+        gpu=json.loads(values["gpu"]) if values["gpu"] else None,
     )
 
 
@@ -247,7 +256,8 @@ def select(
     if where is not None:
         clauses.append(where.sql)
         params.extend(where.params)
-    column = "runs." + (SORT_KEYS[sort] if sort is not None else "id")
+    column = SORT_KEYS[sort] if sort is not None else "id"
+    column = column if column == CONFIGURED_LR else f"runs.{column}"
     condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, runs.id"
     sql = f"{RUN_SELECT} {condition} ORDER BY {order}"  # whitelisted names, compiled fragments

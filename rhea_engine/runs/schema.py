@@ -42,11 +42,18 @@ RUN_COLUMNS: dict[str, type] = {
     "last_test_loss": float,
     "best_train_loss": float,
     "best_test_loss": float,
-    "max_eln_violation": float,
-    "learning_rate": float,
+    "max_eln_violation": float,  # max over all epochs: see vocabulary.MAX_ELN_METRICS
+    "max_eln_metric": str,  # the metric max_eln_violation is of (test, else train)
+    "learning_rate": float,  # the scheduler's rate at the last epoch (the config has the set one)
+    "epoch_seconds": float,  # wall time of the last epoch
+    "gpu": str,  # JSON {"t", "devices": [{index, name, utilization, memory_used, memory_total}]}
     "status_set_at": float,  # when a front end last set the status (older events yield)
     "events_offset": int,  # bytes of events.jsonl already ingested
 }
+
+
+# columns that migration 3 (_summaries) added; the first migration creates the others
+_SUMMARY_COLUMNS = ("max_eln_metric", "epoch_seconds", "gpu")
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -54,7 +61,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         {"name": str, "created": float, "spec": str}, pk="name", if_not_exists=True
     )
     db.table("runs").create(
-        RUN_COLUMNS,
+        {k: v for k, v in RUN_COLUMNS.items() if k not in _SUMMARY_COLUMNS},
         pk="id",
         not_null={"name", "status", "created", "config", "events_offset"},
         defaults={"events_offset": 0, "config": "{}"},
@@ -88,7 +95,30 @@ def _tags(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _tags]
+def _summaries(db: sqlite_utils.Database) -> None:
+    """Migration 3: max ELN over all epochs (it was the last epoch's train value), seconds per
+    epoch and GPU figures; the stored series give the new summaries of existing runs."""
+    from rhea_engine.runs.ingest import max_eln
+
+    runs = db.table("runs")
+    for column in _SUMMARY_COLUMNS:
+        if column not in runs.columns_dict:
+            runs.add_column(column, RUN_COLUMNS[column])
+    for (run_id,) in db.execute("SELECT id FROM runs").fetchall():
+        value, metric = max_eln(db.conn, run_id)
+        seconds = db.execute(
+            "SELECT value FROM metrics WHERE run = ? AND name = 'epoch_seconds' "
+            "ORDER BY epoch DESC LIMIT 1",
+            [run_id],
+        ).fetchone()
+        db.execute(
+            "UPDATE runs SET max_eln_violation = ?, max_eln_metric = ?, epoch_seconds = ? "
+            "WHERE id = ?",
+            [value, metric, seconds[0] if seconds else None, run_id],
+        )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _tags, _summaries]
 VERSION = len(MIGRATIONS)
 
 
