@@ -168,6 +168,11 @@ class Run:
         self._check_open()
         self._writer.emit("reset", reason=reason, discarded_checkpoints=None)
 
+    def gpu(self, devices: list[dict[str, Any]]) -> None:
+        """Record the GPU figures of this process (rhea_engine.runs.gpu samples them)."""
+        self._check_open()
+        self._writer.gpu(devices)
+
     def message(self, text: str) -> None:
         """A line for the run's log (shown by `rhea show` and the TUI)."""
         self._check_open()

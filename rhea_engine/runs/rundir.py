@@ -17,6 +17,8 @@ ingest events.jsonl into SQLite. One JSON object per line, always with "type" an
                 null): the run starts again from scratch (`rhea resume RUN --from-scratch`);
                 everything recorded before it (metrics, checkpoints, evaluation) is void
     log         message
+    gpu         devices (list of {"index", "name", "utilization" (%), "memory_used",
+                "memory_total" (bytes)}): the worker's GPU, sampled every heartbeat
 
 The writer is `RunWriter`, used through `rhea_engine.tracking` (Rhea's worker and users'
 scripts alike). A line is written whole with one write() of bytes ending in "\\n" on a file
@@ -130,6 +132,9 @@ class RunWriter:
 
     def heartbeat(self, epoch: int) -> None:
         self.emit("heartbeat", epoch=epoch)
+
+    def gpu(self, devices: list[dict[str, Any]]) -> None:
+        self.emit("gpu", devices=devices)
 
     def checkpoint(self, epoch: int, path: str | Path, kind: str) -> None:
         rel = os.path.relpath(Path(path).resolve(), self.path.resolve())

@@ -8,8 +8,9 @@ launcher.
 Events, in order: status "running"; start (pid, host, device, total_epochs, git commit and
 dirty flag, data files with sha256, resumed_from_epoch); epoch per epoch; heartbeat every
 `heartbeat_seconds` from a background thread (from the first moment, so loading data
-never looks like a hang); checkpoint per file written; evaluation at the normal end; and
-one final status:
+never looks like a hang); GPU figures as often where NVIDIA's management library is
+installed (`gpu`: rhea_engine.runs.gpu); checkpoint per file written; evaluation at the
+normal end; and one final status:
     completed  all epochs done and the final evaluation written            (exit 0)
     stopped    SIGTERM/SIGINT: the epoch in progress is abandoned, the state at
                the end of the last finished epoch goes to checkpoints/last.pt  (exit 0)
@@ -28,6 +29,7 @@ evaluation uses the model of best.pt (the one a user exports and compares).
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -62,7 +64,8 @@ def _make_callbacks(run: tracking.Run, total_epochs: int) -> Any:
             run.log(epoch, metrics)
             print(
                 f"epoch {epoch}/{total_epochs}  train_loss {metrics['train_loss']:.4e}  "
-                f"test_loss {metrics['test_loss']:.4e}  ELN {metrics['ELN_violation']:.2e}  "
+                f"test_loss {metrics['test_loss']:.4e}  "
+                f"ELN_test {metrics.get('ELN_violation_test', math.nan):.2e}  "
                 f"lr {metrics['learning_rate']:.2e}  {metrics['epoch_seconds']:.1f}s",
                 flush=True,
             )
@@ -94,12 +97,31 @@ def _train(run: tracking.Run, resume: bool, stop: threading.Event) -> None:
 
     config = from_dict(run.config)
     run.heartbeat_seconds = config.heartbeat_seconds
-    from rhea_engine.checkpoint import load_checkpoint, scan_checkpoints
-    from rhea_engine.evaluate import evaluate_with_distributions
-    from rhea_engine.train import resolve_device, train
-    from rhea_engine.train_data import data_manifest, load_training_data
+    from rhea_engine.runs.gpu import start_monitor
+    from rhea_engine.train import resolve_device
 
     device = resolve_device(config.device)
+    gpu = start_monitor(str(device), run.gpu, config.heartbeat_seconds)
+    try:
+        _fit(run, config, device, resume, stop)
+    finally:
+        if gpu is not None:
+            gpu.stop()
+
+
+def _fit(
+    run: tracking.Run,
+    config: TrainConfig,
+    device: torch.device,
+    resume: bool,
+    stop: threading.Event,
+) -> None:
+    """Train from scratch or from the latest checkpoint, then evaluate the best model."""
+    from rhea_engine.checkpoint import load_checkpoint, scan_checkpoints
+    from rhea_engine.evaluate import evaluate_with_distributions
+    from rhea_engine.train import train
+    from rhea_engine.train_data import data_manifest, load_training_data
+
     resume_from, unreadable = scan_checkpoints(run.path) if resume else (None, [])
     if resume_from is None and unreadable:  # never start over silently
         from rhea_engine.runs.restart import check_resumable
