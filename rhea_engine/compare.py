@@ -25,7 +25,7 @@ _GROUPS = {
 }
 
 
-def _collapse(config: Mapping[str, Any]) -> dict[str, Any]:
+def collapse_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with width_* / nhidden_* folded into `width` / `nhidden` when all heads agree."""
     out = {k: v for k, v in config.items() if k not in _NOT_PARAMS}
     for label, keys in _GROUPS.items():
@@ -39,7 +39,7 @@ def _collapse(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def differing_params(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """{param: {run: value}} for the parameters whose values differ between the runs."""
-    collapsed = {run: _collapse(cfg) for run, cfg in configs.items()}
+    collapsed = {run: collapse_config(cfg) for run, cfg in configs.items()}
     # fold a group only if every run folds it, so the same key is compared everywhere
     for label, keys in _GROUPS.items():
         if not all(label in cfg for cfg in collapsed.values()):
@@ -56,6 +56,19 @@ def differing_params(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict
         if len({repr(v) for v in values.values()}) > 1:
             out[key] = values
     return out
+
+
+def swept_params(rows: Sequence[Any]) -> list[str]:
+    """The config keys that vary within a sweep, over the sweeps of `rows` (in first-seen
+    order; width_* and nhidden_* folded as in `differing_params`)."""
+    sweeps: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.sweep is not None:
+            sweeps.setdefault(row.sweep, {})[row.name] = row.config
+    keys: list[str] = []
+    for configs in sweeps.values():
+        keys += [k for k in differing_params(configs) if k not in keys]
+    return keys
 
 
 def _finite(series: Series) -> Series:
@@ -113,15 +126,15 @@ def evaluation_table(evaluations: Mapping[str, Mapping[str, float]]) -> dict[str
 def metric_table(
     rows: Sequence[Any], series: Mapping[str, Mapping[str, Series]], metric: str = "test_loss"
 ) -> list[dict[str, Any]]:
-    """One dict per run: status, epochs, last/best train & test loss, max ELN, the chosen metric,
-    and the run's final-evaluation numbers (model, Box3D, identity) where it has them."""
+    """One dict per run: status, epochs, last/best train & test loss, max ELN (the stored
+    summary, see vocabulary.MAX_ELN_METRICS), the chosen metric, and the run's
+    final-evaluation numbers (model, Box3D, identity) where it has them."""
     table = []
     for row in rows:
         runs = series.get(row.name, {})
         chosen = runs.get(metric, [])
         best = best_value(chosen)
         best_test = best_value(runs.get("test_loss", []))
-        eln = _finite(runs.get("ELN_violation", []))
         entry: dict[str, Any] = {
             "run": row.name,
             "sweep": row.sweep,
@@ -132,8 +145,9 @@ def metric_table(
             "last_test_loss": last_value(runs.get("test_loss", [])),
             "best_test_loss": best_test[1] if best_test else None,
             "best_test_epoch": best_test[0] if best_test else None,
-            "max_ELN_violation": max((v for _, v in eln), default=None),
-            "last_ELN_violation": eln[-1][1] if eln else None,
+            # the stored summary: the same figure as `rhea ls`, `show` and the TUI
+            "max_ELN_violation": getattr(row, "max_eln_violation", None),
+            "max_ELN_metric": getattr(row, "max_eln_metric", None),
             "metric": metric,
             "metric_last": last_value(chosen),
             "metric_best": best[1] if best else None,
@@ -170,6 +184,13 @@ def downsample(series: Series, width: int) -> Series:
 def log_safe(series: Series) -> Series:
     """Only the strictly positive finite points (for a log-scaled axis)."""
     return [(e, v) for e, v in _finite(series) if v > 0]
+
+
+def unplottable(series: Series, log: bool) -> tuple[list[int], list[int]]:
+    """Epochs a plot cannot place: (non-finite values, values <= 0 on a log axis)."""
+    bad = [e for e, v in series if v is None or not math.isfinite(v)]
+    low = [e for e, v in _finite(series) if v <= 0] if log else []
+    return bad, low
 
 
 def compare_runs(
