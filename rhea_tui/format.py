@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
 
+from rhea_engine.vocabulary import ACTIVE_STATUSES
+
 if TYPE_CHECKING:
     from rhea_engine.runs.store import RunRow
 
@@ -138,44 +140,162 @@ def age(seconds: float | None) -> str:
     return f"{int(seconds)}s"
 
 
+def duration(seconds: float | None) -> str:
+    """Short duration: '1.5s', '45s', '12m05s', '3h12m', '2d03h'; '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def gigabytes(size: float | None) -> str:
+    """Bytes as GB with one decimal: '12.3G' ('-' when unknown)."""
+    return "-" if size is None else f"{size / 1e9:.1f}G"
+
+
 def epochs_done(row: RunRow) -> str:
     """'12/40': epochs written of the planned total ('?' when unknown)."""
-    total = row.total_epochs or row.config.get("epochs")
-    return f"{row.last_epoch or 0}/{total or '?'}"
+    return f"{row.last_epoch or 0}/{total_epochs(row) or '?'}"
+
+
+def total_epochs(row: RunRow) -> int | None:
+    return row.total_epochs or row.config.get("epochs")
+
+
+# --- the figures behind a few words ---------------------------------------------------------
+# "max ELN" is defined once, in rhea_engine.vocabulary.MAX_ELN_METRICS; a run that recorded
+# only the training split's violation gets this mark beside the figure.
+TRAIN_ELN_MARK = "*"
+TRAIN_ELN_NOTE = "* train ELN: the run recorded no test ELN violation"
+
+
+def max_eln_text(row: RunRow, number: Callable[[float | None], str]) -> str:
+    """The run's max ELN (over all epochs), marked when it is the training split's."""
+    text = number(row.max_eln_violation)
+    return text + TRAIN_ELN_MARK if row.max_eln_metric == "ELN_violation" else text
+
+
+def max_eln_description(row: RunRow) -> str:
+    """Which ELN violation `max_eln_text` is, in words (`rhea show`, the run screen)."""
+    if row.max_eln_metric == "ELN_violation":
+        return "max over epochs, train split (no test ELN recorded)"
+    return "max over epochs, test split"
+
+
+def parity_text(parity: dict[str, float]) -> str:
+    """An export's parity check in words: the largest difference per predicted quantity."""
+    return (
+        f"largest difference from the trained model on {int(parity['cells'])} random physical "
+        f"cells: F4_final {parity['max_F4_final_over_ntot']:.2e} of ntot, growth rate "
+        f"{parity['max_rel_growthrate']:.2e} relative, stability "
+        f"{parity['max_abs_stability']:.2e}"
+    )
+
+
+def news_text(row: RunRow) -> str:
+    """What the TUI says when a run ends: how far it got and why it stopped."""
+    at = row.fail_epoch if row.fail_epoch is not None else row.last_epoch or 0
+    error = (row.error or "").strip().splitlines()
+    reason = f": {error[0]}" if error else ""
+    best = f"best test loss {compact(row.best_test_loss, 3)}"
+    if row.status == "completed":
+        return f"{row.name} finished {epochs_done(row)} epochs; {best}, max ELN " + max_eln_text(
+            row, compact
+        )
+    if row.status == "diverged":
+        task = f" (task {row.fail_task})" if row.fail_task else ""
+        return f"{row.name} DIVERGED at epoch {at}{task}{reason}"
+    if row.status == "pruned":
+        return f"{row.name} was pruned by its sweep at epoch {at}; {best}"
+    return f"{row.name} {status_label(row.status).split()[-1]} at epoch {at}{reason}"
+
+
+def eta_seconds(row: RunRow, now: float = 0.0) -> float | None:
+    """Time left for an active run: epochs to go times the last epoch's wall time."""
+    if row.status not in ACTIVE_STATUSES or not row.epoch_seconds:
+        return None
+    left = (total_epochs(row) or 0) - (row.last_epoch or 0)
+    return left * row.epoch_seconds if left > 0 else None
+
+
+def gpu_devices(row: RunRow) -> list[dict[str, Any]]:
+    """The GPU figures the worker recorded last (empty when there are none)."""
+    return list((row.gpu or {}).get("devices") or [])
+
+
+def gpu_text(row: RunRow, now: float = 0.0) -> str | None:
+    """'87% 12.3G' for an active run on a GPU: utilisation and the memory the run holds."""
+    devices = gpu_devices(row)
+    if row.status not in ACTIVE_STATUSES or not devices:
+        return None
+    device = devices[0]
+    memory = device.get("process_memory") or device.get("memory_used")
+    return f"{device.get('utilization') or 0:.0f}% {gigabytes(memory)}"
+
+
+def gpu_lines(row: RunRow, now: float) -> list[str]:
+    """The GPU figures the run's worker recorded last, with how old they are."""
+    sampled = (row.gpu or {}).get("t")
+    when = f" ({age(now - sampled)} ago)" if isinstance(sampled, (int, float)) else ""
+    lines = []
+    for device in gpu_devices(row):
+        mine = device.get("process_memory")
+        held = f", this run {gigabytes(mine)}" if mine else ""
+        lines.append(
+            f"{device.get('name', 'GPU')} #{device.get('index')}: "
+            f"{device.get('utilization') or 0:.0f}% busy, {gigabytes(device.get('memory_used'))}"
+            f" of {gigabytes(device.get('memory_total'))}{held}{when}"
+        )
+    return lines
 
 
 # --- the runs listing (`rhea ls` and the TUI runs table) -----------------------------------
-Kind = Literal["name", "text", "status", "number", "age"]
-Shown = Literal["always", "wide", "present", "never"]
+Kind = Literal["name", "text", "status", "number", "age", "duration"]
+NARROW, WIDE, WIDER = 0, 100, 140  # terminal widths (columns) from which a TUI column shows
 
 
 @dataclass(frozen=True)
 class RunColumn:
     """One column of the runs listing; `value(row, now)` is the raw value, `kind` its look.
 
-    `tui`: shown always, only on wide terminals, or never. `cli`: shown always, only when
-    some row has a value (`present`), or never. `cli_label` overrides the header in `rhea ls`.
+    `tui_from`: the narrowest terminal that shows it in the TUI (None: never). `cli`: shown
+    by `rhea ls`. `sparse`: hidden in both when no listed run has a value. `cli_label`
+    overrides the header in `rhea ls`; `text` overrides how the value is written.
     """
 
     key: str
     label: str
     value: Callable[[RunRow, float], Any]
     kind: Kind = "text"
-    tui: Shown = "always"
-    cli: Shown = "always"
+    tui_from: int | None = NARROW
+    cli: bool = True
+    sparse: bool = False
     cli_label: str | None = None
+    write: Callable[[RunRow, Callable[[float | None], str]], str] | None = None
 
     @property
     def right(self) -> bool:
-        return self.kind in ("number", "age") or self.key == "epoch"
+        return self.kind in ("number", "age", "duration") or self.key == "epoch"
 
     def text(self, row: RunRow, now: float, number: Callable[[float | None], str]) -> str:
         """The cell as plain text (statuses as their bare word; the caller adds colour)."""
+        if self.write is not None:
+            return self.write(row, number)
         value = self.value(row, now)
         if self.kind == "number":
-            return number(value)
+            return number(value) if isinstance(value, float) or value is None else cell(value)
         if self.kind == "age":
             return age(value)
+        if self.kind == "duration":
+            return duration(value)
         return "-" if value in (None, "") else str(value)
 
 
@@ -191,39 +311,88 @@ def _started_ago(row: RunRow, now: float) -> float | None:
 
 RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("run", "run", lambda r, now: r.name, kind="name"),
-    RunColumn("sweep", "sweep", lambda r, now: r.sweep, tui="wide", cli="present"),
+    RunColumn("sweep", "sweep", lambda r, now: r.sweep, tui_from=WIDE, sparse=True),
     RunColumn("status", "status", lambda r, now: r.status, kind="status"),
     RunColumn("epoch", "epoch", lambda r, now: epochs_done(r)),
-    RunColumn("train", "train", lambda r, now: r.last_train_loss, kind="number"),
+    RunColumn("train", "train", lambda r, now: r.last_train_loss, kind="number", tui_from=WIDE),
     RunColumn("test", "test", lambda r, now: r.last_test_loss, kind="number"),
-    RunColumn("best", "best", lambda r, now: r.best_test_loss, kind="number", tui="never"),
+    RunColumn("best", "best", lambda r, now: r.best_test_loss, kind="number"),
     RunColumn(
-        "eln", "ELN max", lambda r, now: r.max_eln_violation, kind="number", cli_label="max ELN"
-    ),
-    RunColumn(
-        "lr",
-        "lr",
-        lambda r, now: r.learning_rate or r.config.get("learning_rate"),
+        "eln",
+        "ELN max",
+        lambda r, now: r.max_eln_violation,
         kind="number",
+        cli_label="max ELN",
+        write=max_eln_text,
     ),
-    RunColumn("device", "device", lambda r, now: r.device or r.config.get("device"), tui="wide"),
+    # the configured rate; the scheduler's current one is "lr now"
+    RunColumn("lr", "lr", lambda r, now: r.config.get("learning_rate"), kind="number"),
+    RunColumn(
+        "lr_now", "lr now", lambda r, now: r.learning_rate, kind="number", tui_from=WIDER, cli=False
+    ),
+    RunColumn("epoch_s", "s/ep", lambda r, now: r.epoch_seconds, kind="duration", tui_from=WIDE),
+    RunColumn("eta", "ETA", eta_seconds, kind="duration", sparse=True),
+    RunColumn("gpu", "gpu", gpu_text, sparse=True),
+    RunColumn(
+        "device", "device", lambda r, now: r.device or r.config.get("device"), tui_from=WIDER
+    ),
     RunColumn("age", "age", _started_ago, kind="age"),
-    RunColumn("tags", "tags", lambda r, now: tags_text(r), tui="wide", cli="present"),
+    RunColumn("tags", "tags", lambda r, now: tags_text(r), tui_from=WIDE, sparse=True),
 )
+PARAM_PREFIX = "param:"
 
 
-def tui_columns(wide: bool) -> list[RunColumn]:
-    """The columns of the TUI runs table at this terminal width."""
-    return [c for c in RUN_COLUMNS if c.tui == "always" or (wide and c.tui == "wide")]
+def _has_value(column: RunColumn, rows: Sequence[RunRow], now: float) -> bool:
+    return any(column.value(row, now) not in (None, "") for row in rows)
 
 
-def cli_columns(rows: Sequence[RunRow]) -> list[RunColumn]:
-    """The columns of `rhea ls` for these rows (a `present` column only if a row has a value)."""
+def param_label(key: str) -> str:
+    """A swept config key's column header: its CLI shortcut where it has one."""
+    from rhea_engine.config import SHORTCUTS
+
+    short = next((name for name, keys in SHORTCUTS.items() if keys == (key,)), None)
+    return short or key
+
+
+def param_columns(keys: Sequence[str]) -> list[RunColumn]:
+    """Columns of swept config keys (`width`, `nhidden`: every head alike), as compact cells."""
+    from rhea_engine.compare import collapse_config
+
+    def column(key: str) -> RunColumn:
+        def value(row: RunRow, now: float) -> Any:
+            return collapse_config(row.config).get(key, row.config.get(key))
+
+        return RunColumn(PARAM_PREFIX + key, param_label(key), value, kind="number")
+
+    # the lr column shows the configured learning rate already
+    return [column(key) for key in keys if key != "learning_rate"]
+
+
+def tui_columns(
+    width: int, rows: Sequence[RunRow] = (), params: Sequence[str] = (), now: float = 0.0
+) -> list[RunColumn]:
+    """The columns of the TUI runs table at this terminal width, swept parameters after lr."""
     shown = []
     for column in RUN_COLUMNS:
-        if column.cli == "never":
+        if column.tui_from is None or width < column.tui_from:
             continue
-        if column.cli == "present" and not any(column.value(r, 0.0) for r in rows):
+        if column.sparse and not _has_value(column, rows, now):
             continue
         shown.append(column)
+        if column.key == "lr":
+            shown += param_columns(params)
+    return shown
+
+
+def cli_columns(
+    rows: Sequence[RunRow], params: Sequence[str] = (), now: float = 0.0
+) -> list[RunColumn]:
+    """The columns of `rhea ls` for these rows (a sparse column only if a row has a value)."""
+    shown = []
+    for column in RUN_COLUMNS:
+        if not column.cli or (column.sparse and not _has_value(column, rows, now)):
+            continue
+        shown.append(column)
+        if column.key == "lr":
+            shown += param_columns(params)
     return shown

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
 from rhea_tui.common import HomeOpt, WhereOpt, console, die, resolve_home
-from rhea_tui.format import cell, compact, epoch_ticks, value_ticks
+from rhea_tui.format import TRAIN_ELN_MARK, cell, compact, epoch_ticks, value_ticks
 
 
 def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str | None:
@@ -100,7 +100,8 @@ def metrics_table(result: dict[str, Any], metric: str) -> Table:
             cell(entry["last_train_loss"]),
             cell(entry["last_test_loss"]),
             best_test,
-            cell(entry["max_ELN_violation"]),
+            cell(entry["max_ELN_violation"])
+            + (TRAIN_ELN_MARK if entry.get("max_ELN_metric") == "ELN_violation" else ""),
             *(cell(entry[f"metric_{which}"]) for which in chosen),
         )
     return table

@@ -14,8 +14,15 @@ from rich.text import Text
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
 from rhea_tui.format import (
+    TRAIN_ELN_MARK,
+    TRAIN_ELN_NOTE,
     cli_columns,
+    duration,
     epochs_done,
+    eta_seconds,
+    gpu_lines,
+    max_eln_description,
+    max_eln_text,
     sci,
     sig,
     status_style,
@@ -45,7 +52,9 @@ SUMMARY_FIELDS = (
     "best_train_loss",
     "best_test_loss",
     "max_eln_violation",
+    "max_eln_metric",
     "learning_rate",
+    "epoch_seconds",
     "error",
     "fail_epoch",
     "fail_task",
@@ -53,10 +62,14 @@ SUMMARY_FIELDS = (
 )
 
 
-def runs_table(rows: list[RunRow], width: int = 80, now: float | None = None) -> Text:
-    """The runs list as aligned text (a rich Table takes ~1 ms a row; this stays fast)."""
+def runs_table(
+    rows: list[RunRow], width: int = 80, now: float | None = None, params: list[str] | None = None
+) -> Text:
+    """The runs list as aligned text (a rich Table takes ~1 ms a row; this stays fast).
+
+    `params`: swept config keys shown as columns after lr (`rhea ls --sweep NAME`)."""
     now = time.time() if now is None else now
-    columns = cli_columns(rows)
+    columns = cli_columns(rows, params or [], now)
     header = [column.cli_label or column.label for column in columns]
     cells = [[column.text(row, now, sig) for column in columns] for row in rows]
     widths = [max(len(line[k]) for line in [header, *cells]) for k in range(len(header))]
@@ -76,8 +89,27 @@ def runs_table(rows: list[RunRow], width: int = 80, now: float | None = None) ->
         text.append(before + (gap if before else ""))
         text.append(padded[status_at], style=status_style(row.status))
         text.append((gap + gap.join(padded[status_at + 1 :])).rstrip() + "\n")
+    if any(TRAIN_ELN_MARK in line[k] for line in cells for k in range(len(line))):
+        text.append("\n" + TRAIN_ELN_NOTE, style="dim")
     text.rstrip()
     return text
+
+
+def no_runs_text(every: list[RunRow], sweep: str | None, status: str | None) -> str:
+    """Why `rhea ls` lists nothing: an empty home, or a filter that matches no run."""
+    if not every:
+        return "No runs yet. Start one with `rhea run`."
+    where = [f"in sweep {sweep}"] if sweep else []
+    where += [f"with status {status}"] if status else []
+    counts: dict[str, int] = {}
+    for row in every:
+        if sweep is None or row.sweep == sweep:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none in that sweep"
+    return (
+        f"No runs {' '.join(where)}; this home has {len(every)} run(s) ({have}). "
+        "`rhea ls` lists them all."
+    )
 
 
 def row_json(row: RunRow, full: bool = False) -> dict[str, Any]:
@@ -89,9 +121,16 @@ def row_json(row: RunRow, full: bool = False) -> dict[str, Any]:
             traceback=row.traceback,
             evaluation=row.evaluation,
             checkpoints=row.checkpoints,
+            gpu=row.gpu,
             path=str(row.path),
         )
     return out
+
+
+def this_epoch_eln(get: Any) -> float | None:
+    """One epoch's ELN violation: the test split's, else the training split's."""
+    test = get("ELN_violation_test")
+    return test if test is not None else get("ELN_violation")
 
 
 def epoch_line(event: dict[str, Any], total: int | None) -> str:
@@ -108,7 +147,8 @@ def epoch_line(event: dict[str, Any], total: int | None) -> str:
         f"epoch {event.get('epoch')}/{total or '?'}",
         f"train {sci(get('train_loss'))}",
         f"test {sci(get('test_loss'))}",
-        f"ELN {sci(get('ELN_violation'), 1)}",
+        # this epoch's value (the test split's when recorded), not the run's max over epochs
+        f"ELN this epoch {sci(this_epoch_eln(get), 1)}",
         f"lr {sci(get('learning_rate'), 1)}",
     ]
     if get("epoch_seconds") is not None:
@@ -170,6 +210,13 @@ def run_details(
     if row.git_commit:
         head.add_row("git", row.git_commit[:12] + (" (dirty)" if row.git_dirty else ""))
     head.add_row("directory", str(row.path))
+    head.add_row("max ELN", f"{max_eln_text(row, sci)}  ({max_eln_description(row)})")
+    if row.epoch_seconds:
+        eta = eta_seconds(row)
+        left = f", {duration(eta)} to go" if eta else ""
+        head.add_row("epoch time", f"{duration(row.epoch_seconds)} (last epoch){left}")
+    for line in gpu_lines(row, time.time()):
+        head.add_row("gpu", line)
     parts: list[Any] = [Panel(head, title=f"run {row.name}", title_align="left")]
     if row.error or row.traceback:
         text = Text(row.error or "", style="red")
@@ -267,7 +314,7 @@ def run_summary(row: RunRow) -> str:
     lines = [
         f"Run {row.name} {row.status} after {row.last_epoch or 0} epoch(s): "
         f"best test loss {sci(row.best_test_loss)}, max ELN violation "
-        f"{sci(row.max_eln_violation)}."
+        f"{max_eln_text(row, sci)} ({max_eln_description(row)})."
     ]
     results = row.evaluation or {}
     pairs = [("ndens_e_mean_err", "mean |dN_e|/ntot"), ("stability_accuracy", "stability accuracy")]

@@ -87,18 +87,15 @@ def export(
             progress=lambda msg: status.update(msg),
             layout=layout.value if layout is not None else None,
         )
-    p = result.parity
+    from rhea_tui.format import parity_text
+
     console.print(
         f"Exported epoch {result.epoch} of run '{run}' as {result.format} "
         f"({result.device}, {result.layout} layout) in {result.seconds:.1f} s:"
     )
     console.print(f"  model  {result.path}")
     console.print(f"  card   {result.card_path}")
-    console.print(
-        f"  largest difference from the trained model on {int(p['cells'])} random physical cells: "
-        f"F4_final {p['max_F4_final_over_ntot']:.2e} of ntot, growth rate "
-        f"{p['max_rel_growthrate']:.2e} relative, stability {p['max_abs_stability']:.2e}"
-    )
+    console.print(f"  {parity_text(result.parity)}")
 
 
 def _nsm1_report(prediction: Any) -> None:

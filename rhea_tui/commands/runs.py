@@ -266,10 +266,17 @@ def ls(
     elif not rows and (sweep or status or where):
         err_console.print("No run matches; `rhea ls` lists them all.")
     elif not rows:
-        err_console.print("No runs yet. Start one with `rhea run`.")
+        err_console.print(render.no_runs_text(store.list_runs(), sweep, status))
     else:
-        table = render.runs_table(rows, width=console.width)
+        params = _swept(rows) if sweep is not None else []
+        table = render.runs_table(rows, width=console.width, params=params)
         console.print(table, no_wrap=True, overflow="ellipsis")
+
+
+def _swept(rows: list[Any]) -> list[str]:
+    from rhea_engine.compare import swept_params
+
+    return swept_params(rows)
 
 
 def show(

@@ -43,7 +43,8 @@ def test_cli_and_tui_colour_a_status_alike(home: Path) -> None:
     for name in ("live", "base", "lr-c", "broken"):
         status = rows[name].status
         line = next(line for line in listing.split("\n") if line.plain.startswith(name + " "))
-        tui = {str(c): c.style for c in row_cells(rows[name], False, NOW, wide=True)}
+        columns = fmt.tui_columns(160, list(rows.values()), now=NOW)
+        tui = {str(c): c.style for c in row_cells(rows[name], False, NOW, columns)}
         assert style_of(line, status) == fmt.status_style(status) == tui[fmt.status_label(status)]
     assert fmt.status_style("running") != fmt.status_style("completed")
 
@@ -82,10 +83,16 @@ def test_a_column_added_in_one_place_shows_in_ls_and_in_the_tui(
     monkeypatch.setattr(fmt, "RUN_COLUMNS", (*fmt.RUN_COLUMNS, seed))
     header = runs_table(rows, width=200, now=NOW).plain.split("\n")[0]
     assert header.split()[-1] == "seed"
-    assert [c.key for c in fmt.tui_columns(wide=False)][-1] == "seed"
-    seeds = {str(row_cells(r, False, NOW, wide=False)[-1]) for r in rows}
+    narrow = fmt.tui_columns(80, rows, now=NOW)
+    assert narrow[-1].key == "seed"
+    seeds = {str(row_cells(r, False, NOW, narrow)[-1]) for r in rows}
     assert seeds == {str(r.config["random_seed"]) for r in rows}
-    wide_only = dataclasses.replace(seed, tui="wide")
+    wide_only = dataclasses.replace(seed, tui_from=fmt.WIDE)
     monkeypatch.setattr(fmt, "RUN_COLUMNS", (*fmt.RUN_COLUMNS[:-1], wide_only))
-    assert "seed" not in [c.key for c in fmt.tui_columns(wide=False)]
-    assert "seed" in [c.key for c in fmt.tui_columns(wide=True)]
+    assert "seed" not in [c.key for c in fmt.tui_columns(80, rows, now=NOW)]
+    assert "seed" in [c.key for c in fmt.tui_columns(120, rows, now=NOW)]
+    # a sparse column shows only where some run has a value (both front ends)
+    sparse = dataclasses.replace(seed, sparse=True, value=lambda r, now: None)
+    monkeypatch.setattr(fmt, "RUN_COLUMNS", (*fmt.RUN_COLUMNS[:-1], sparse))
+    assert "seed" not in [c.key for c in fmt.tui_columns(200, rows, now=NOW)]
+    assert "seed" not in runs_table(rows, width=200, now=NOW).plain.split("\n")[0]
