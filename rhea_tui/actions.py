@@ -7,12 +7,18 @@ reason. Actions run on worker threads; the Store's own lock serialises its conne
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rhea_engine.errors import ExportError, RheaError
 from rhea_engine.runs.refresh import refresh
-from rhea_engine.runs.store import Store
+from rhea_engine.runs.store import RunRow, Store
+from rhea_tui.format import parity_text
 
 
 @dataclass(frozen=True)
@@ -34,16 +40,27 @@ def stop_run(store: Store, handle: str) -> ActionResult:
     return ActionResult(handle, f"{handle}: {done}")
 
 
+def resume_point(row: RunRow) -> str:
+    """From where a resume continues: the run's latest checkpoint, which the worker takes."""
+    epochs = [int(c["epoch"]) for c in row.checkpoints if c.get("epoch") is not None]
+    if not epochs:
+        return "from scratch (no checkpoint)"
+    start = max(epochs)
+    redo = (row.last_epoch or 0) - start
+    again = f"; epochs {start + 1}-{row.last_epoch} train again" if redo > 0 else ""
+    return f"from epoch {start}{again}"
+
+
 def resume_run(store: Store, handle: str) -> ActionResult:
     """As `rhea resume --detach`: continue from the last checkpoint in the background."""
     from rhea_engine.runs import launch
 
+    refresh(store, [handle])
+    point = resume_point(store.get_run(handle))
     process = launch.resume_run(store, handle)
     if process is None:
-        return ActionResult(
-            handle, f"{handle}: resumed from its last checkpoint (resubmitted to Slurm)"
-        )
-    message = f"{handle}: resumed from its last checkpoint (pid {process.pid})"
+        return ActionResult(handle, f"{handle}: resumed {point} (resubmitted to Slurm)")
+    message = f"{handle}: resumed {point} (pid {process.pid})"
     return ActionResult(handle, message, {"pid": process.pid})
 
 
@@ -54,13 +71,26 @@ def delete_run(store: Store, handle: str) -> ActionResult:
 
 
 def export_run(store: Store, handle: str) -> ActionResult:
-    """As `rhea export RUN`: TorchScript of the latest checkpoint, parity-checked."""
-    from rhea_engine.export import export_run as engine_export
-
-    result = engine_export(store.home, handle)
-    worst = max(result.parity.values(), default=0.0)
-    message = f"{handle} exported to {result.path} (max abs difference {worst:.1e})"
-    return ActionResult(handle, message, dict(result.parity), result.path)
+    """As `rhea export RUN`: TorchScript of the latest checkpoint, parity-checked, made in a
+    child process (`rhea_tui.export_job`) so the TUI never holds torch or the model."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rhea_tui.export_job", str(store.home), handle],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"The export of run '{handle}' ended without a result: {detail}")
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise RheaError(result["error"], result.get("title"))
+    message = f"{handle}: epoch {result['epoch']} exported to {result['path']}; " + parity_text(
+        result["parity"]
+    )
+    return ActionResult(handle, message, dict(result["parity"]), Path(result["path"]))
 
 
 def prepare_config(home: Path, values: dict[str, Any], name: str | None) -> tuple[Any, Any]:

@@ -13,9 +13,10 @@ from textual.screen import ModalScreen
 from textual.worker import Worker
 
 from rhea_engine.errors import RheaError
-from rhea_engine.runs.store import Store
+from rhea_engine.runs.store import RunRow, Store
 from rhea_tui.actions import ActionResult
-from rhea_tui.live import PollRequest, poll
+from rhea_tui.format import news_text
+from rhea_tui.live import PollRequest
 from rhea_tui.messages import Polled, PollFailed, PollNow, RunAction
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
@@ -33,7 +34,8 @@ class RheaApp(App[None]):
 
     TITLE = "rhea"
     CSS_PATH = Path(__file__).with_name("app.tcss")
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (170, "-huge")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
@@ -44,9 +46,11 @@ class RheaApp(App[None]):
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
         store_factory: Callable[[Path], Store] = Store,
+        bell: bool = False,
     ) -> None:
         super().__init__()
         self.state = TuiState(home, clock=clock, store_factory=store_factory)
+        self.state.bell = bell
         self.poll_interval = poll_interval
         self._poll: Worker[None] | None = None
         self._last_error = ""
@@ -80,7 +84,7 @@ class RheaApp(App[None]):
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def _poll_worker(self, request: PollRequest) -> None:
         try:
-            result = poll(self.state.store, self.state.home, request)
+            result = self.state.read(request)
         except Exception as exc:  # noqa: BLE001 - a poll error must never end the app
             self.post_message(PollFailed(_reason(exc)[0]))
             return
@@ -95,6 +99,15 @@ class RheaApp(App[None]):
         self._last_error = ""
         if changed:
             self.refresh_screens()
+        self.announce(self.state.take_news())
+
+    def announce(self, rows: list[RunRow]) -> None:
+        """A toast per run that ended (and the bell, when it is on)."""
+        for row in rows:
+            severity = "error" if row.status in ("failed", "diverged", "lost") else "information"
+            self.notify(news_text(row), title=f"Run {row.name}", severity=severity, markup=False)
+        if rows and self.state.bell:
+            self.bell()
 
     def on_poll_failed(self, message: PollFailed) -> None:
         if message.error != self._last_error:

@@ -100,10 +100,15 @@ def sci(value: float | None, digits: int = 3) -> str:
 
 
 def epoch_ticks(first: int, last: int, count: int = 5) -> list[int]:
-    """Whole-epoch tick positions from first to last (plot x axes)."""
+    """Whole-epoch tick positions for plot x axes: evenly spaced at multiples of 1, 2 or 5 x
+    10^k, at most `count` (first and last when the range holds fewer than two)."""
     if last <= first:
         return [first]
-    return sorted({round(first + i * (last - first) / (count - 1)) for i in range(count)})
+    raw = (last - first) / max(1, count - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = max(1, int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)))
+    ticks = list(range(math.ceil(first / step) * step, last + 1, step))
+    return ticks if len(ticks) >= 2 else [first, last]
 
 
 def value_ticks(low: float, high: float, count: int, log: bool) -> list[float]:

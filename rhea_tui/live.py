@@ -24,6 +24,7 @@ PLOT_METRICS = (
     *(f"{task}_test_loss" for task in TASKS),
 )
 LOG_TAIL_BYTES = 16_384
+LOG_SCREEN_BYTES = 4_000_000  # the full-screen log holds at most the last 4 MB of stdout.log
 
 
 def row_signature(row: RunRow) -> tuple[object, ...]:
@@ -87,6 +88,32 @@ def read_log_tail(path: Path, known_size: int) -> tuple[int, str] | None:
     if size > LOG_TAIL_BYTES:
         text = text.split("\n", 1)[-1]  # drop the partial first line
     return size, text
+
+
+def read_log_from(path: Path, offset: int, limit: int = LOG_SCREEN_BYTES) -> tuple[int, str, bool]:
+    """New text of a run's stdout.log since byte `offset`: (new offset, text, started over).
+
+    The first read (offset 0) and a file that shrank (replaced) start over from at most the
+    last `limit` bytes, cut at a line start; a torn last line waits for the next read.
+    """
+    file = path / rundir.STDOUT_FILE
+    try:
+        size = os.stat(file).st_size
+    except OSError:
+        return offset, "", False
+    again = size < offset
+    start = max(0, size - limit) if offset == 0 or again else offset
+    if size == start:
+        return size, "", again
+    with open(file, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(size - start)
+    skipped = 0
+    if start > 0 and start != offset:
+        skipped = data.find(b"\n") + 1  # drop the partial first line
+        data = data[skipped:]
+    end = data.rfind(b"\n") + 1  # whole lines only: a torn last line waits
+    return start + skipped + end, data[:end].decode("utf-8", errors="replace"), again
 
 
 def read_run(store: Store, handle: str, known_epoch: int, result: PollResult) -> None:

@@ -2,8 +2,9 @@
 
 It holds the runs list, the series, log tails and details of the runs that screens watch,
 and the one Store connection (whose own lock serialises every use). A poll is three steps:
-`request()` on the UI thread, `live.poll(store, ...)` on a worker thread, `apply(result)`
-back on the UI thread; `refresh()` does all three at once for tests and scripts.
+`request()` on the UI thread, `read(request)` on a worker thread, `apply(result)` back on
+the UI thread; `refresh()` does all three at once for tests and scripts. Runs that ended
+between two polls wait in `news` for the app to notify them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rhea_engine.runs.store import RunRow, Store
+from rhea_engine.vocabulary import ACTIVE_STATUSES
 from rhea_tui.live import PollRequest, PollResult, Series, poll, row_signature
+
+# A run that reaches one of these from queued or running is news: the TUI notifies it.
+NEWS_STATUSES = ("completed", "failed", "diverged", "lost", "pruned")
+NO_HOME_VERSION = -1  # the data version of a home without runs.db (a real one is >= 1)
+
+
+def is_home(path: Path) -> bool:
+    """The folder has a run store or a runs folder already (else the TUI creates none)."""
+    return (path / "runs.db").exists() or (path / "runs").is_dir()
 
 
 def merge_series(
@@ -26,6 +37,12 @@ def merge_series(
     for name, points in fresh.items():
         held.setdefault(name, []).extend(points)
     return held
+
+
+def ended_since(before: list[RunRow], after: list[RunRow]) -> list[RunRow]:
+    """Runs that were queued or running in `before` and reached a NEWS_STATUSES status."""
+    was = {row.name: row.status for row in before}
+    return [r for r in after if was.get(r.name) in ACTIVE_STATUSES and r.status in NEWS_STATUSES]
 
 
 def last_epoch_of(series: dict[str, Series]) -> int:
@@ -57,6 +74,8 @@ class TuiState:
         self.matches: set[int] | None = None  # ids of the runs that match `matched_where`
         self.matched_where: str | None = None
         self.matched_version: int | None = None
+        self.news: list[RunRow] = []  # runs that ended since the app last took them
+        self.bell = False  # ring the terminal bell with the news (b toggles)
         self._unread: set[str] = set()  # newly watched: only a full series may be merged
         self._asked: set[str] = set()  # handles the latest request covered
         self._store_factory = store_factory
@@ -71,6 +90,13 @@ class TuiState:
             if self._store is None:
                 self._store = self._store_factory(self.home)
             return self._store
+
+    def read(self, request: PollRequest) -> PollResult:
+        """One poll (on a worker thread); a folder that is no Rhea home yet reads as empty
+        and stays untouched until a run is started in it."""
+        if self._store is None and not is_home(self.home):
+            return PollResult(NO_HOME_VERSION, [] if request.version != NO_HOME_VERSION else None)
+        return poll(self.store, self.home, request)
 
     def close(self) -> None:
         with self._opening:
@@ -101,6 +127,8 @@ class TuiState:
         self.polls += 1
         self.version = result.version
         if result.runs is not None:
+            if self.loaded:
+                self.news += ended_since(self.runs, result.runs)
             self.runs = result.runs
             names = {row.name for row in result.runs}
             for handle in [h for h in self.series if h not in names]:
@@ -131,7 +159,12 @@ class TuiState:
 
     def refresh(self) -> bool:
         """One whole poll on this thread (tests, scripts); True when something changed."""
-        return self.apply(poll(self.store, self.home, self.request()))
+        return self.apply(self.read(self.request()))
+
+    def take_news(self) -> list[RunRow]:
+        """The runs that ended since the last call (each once)."""
+        news, self.news = self.news, []
+        return news
 
     @property
     def wants_read(self) -> bool:

@@ -37,6 +37,43 @@ class StateScreen(Screen[None]):
         """Run `action(store, handle)` on a worker; the app reports its result."""
         self.post_message(RunAction(title, action, handle))
 
+    def confirm_stop(self, handle: str) -> None:
+        """Stop a run after a yes: it cannot be undone (resume continues from a checkpoint)."""
+        from rhea_tui import actions
+        from rhea_tui.screens.dialogs import ConfirmScreen
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.act(f"Stopping {handle}", actions.stop_run, handle)
+
+        question = (
+            f"Stop run [b]{handle}[/b]? Its worker writes a checkpoint and ends as stopped; "
+            "r resumes it from that checkpoint later."
+        )
+        self.app.push_screen(ConfirmScreen(question, "Stop"), confirmed)
+
+    def open_log(self, handle: str) -> None:
+        from rhea_tui.screens.log import LogScreen
+
+        self.app.push_screen(LogScreen(self.state, handle))
+
+    def copy_run(self, handle: str, path: bool) -> None:
+        """Copy a run's handle, or its directory, to the clipboard (OSC 52)."""
+        row = self.state.run(handle)
+        if path:
+            directory = row.path if row is not None and row.path is not None else None
+            text = str(directory or self.state.home / "runs" / handle)
+        else:
+            text = handle
+        self.app.copy_to_clipboard(text)  # OSC 52: works over SSH and through tmux
+        what = "the run directory" if path else "the run handle"
+        self.notify(f"Copied {what}: {text}", timeout=3, markup=False)
+
+    def action_toggle_bell(self) -> None:
+        self.state.bell = not self.state.bell
+        rings = "rings" if self.state.bell else "stays quiet"
+        self.notify(f"The terminal bell {rings} when a run ends (b toggles).", timeout=3)
+
     def action_help(self) -> None:
         from rhea_tui.screens.dialogs import HelpScreen
 

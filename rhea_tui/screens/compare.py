@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from rhea_engine.compare import differing_params, evaluation_table, metric_table
 from rhea_engine.runs.store import RunRow
-from rhea_tui.format import cell, compact, status_text
+from rhea_tui.format import TRAIN_ELN_MARK, cell, compact, status_text
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.plots import MetricPlot
@@ -41,10 +41,13 @@ class CompareScreen(StateScreen):
     ]
     KEY_HELP = HELP
 
-    def __init__(self, state: TuiState, handles: list[str], title: str) -> None:
+    def __init__(
+        self, state: TuiState, handles: list[str], title: str, sweep: str | None = None
+    ) -> None:
         super().__init__(state)
         self.handles = list(handles)
         self.title_text = title
+        self.sweep = sweep
         self.metric_index = 0
         self._table_key: tuple[object, ...] = ()
 
@@ -139,7 +142,8 @@ class CompareScreen(StateScreen):
                 str(entry["best_test_epoch"] or "-"),
                 number(entry["last_test_loss"]),
                 number(entry["last_train_loss"]),
-                number(entry["max_ELN_violation"]),
+                number(entry["max_ELN_violation"])
+                + (TRAIN_ELN_MARK if entry.get("max_ELN_metric") == "ELN_violation" else ""),
             )
 
     def fill_evaluation(self, rows: list[RunRow]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -10,7 +11,7 @@ from textual.widgets import Footer, Static
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
 from rhea_tui import actions
-from rhea_tui.format import compact, epochs_done, status_label, status_style
+from rhea_tui.format import compact, epochs_done, max_eln_text, status_label, status_style
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.details import details_panel, log_text
@@ -26,9 +27,11 @@ HELP = [
     ("Esc", "back to the runs"),
     ("i", "show or hide the status and config panel"),
     ("l", "show or hide the log tail"),
+    ("L", "the whole log, full screen (follows it; / searches)"),
     ("a", "show every config key, or only those changed from the defaults"),
-    ("s / r", "stop / resume this run"),
-    ("e", "export this run"),
+    ("s / r", "stop (asks first) / resume this run"),
+    ("e", "export this run (in a separate process)"),
+    ("y / Y", "copy the run's handle / directory to the clipboard (OSC 52)"),
     ("Tab", "move between plots, panel and log (arrows scroll)"),
     ("q", "quit"),
 ]
@@ -41,10 +44,13 @@ class RunScreen(StateScreen):
         Binding("escape,backspace", "back", "Back"),
         Binding("i", "toggle_details", "Details"),
         Binding("l", "toggle_log", "Log"),
+        Binding("L", "full_log", "Full log", show=False),
         Binding("a", "toggle_config", "All config", show=False),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
-        Binding("e", "export", "Export"),
+        Binding("e", "export", "Export", show=False),
+        Binding("y", "copy_handle", "Copy", show=False),
+        Binding("Y", "copy_path", "Copy path", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -90,14 +96,29 @@ class RunScreen(StateScreen):
             )
             self.query_one("#run-title", Static).update(title)
             return
-        self.query_one("#run-title", Static).update(
-            f"[b]{row.name}[/b]  [{status_style(row.status)}]{status_label(row.status)}[/]  "
-            f"epoch {epochs_done(row)}"
-            f"  train {compact(row.last_train_loss)}  test {compact(row.last_test_loss)}"
-            f"  ELN {compact(row.max_eln_violation)}"
-        )
+        self.query_one("#run-title", Static).update(self.title_markup(row))
         self.draw_details(row)
         self.draw_log(row)
+
+    def title_markup(self, row: RunRow) -> str:
+        """Name, status, progress and figures: as many as the width holds, in this order."""
+        parts = [
+            f"[b]{row.name}[/b]",
+            f"[{status_style(row.status)}]{status_label(row.status)}[/]",
+            f"epoch {epochs_done(row)}",
+            f"test {compact(row.last_test_loss)}",
+            f"best {compact(row.best_test_loss)}",
+            f"ELN max {max_eln_text(row, compact)}",
+            f"lr {compact(row.config.get('learning_rate'))}",
+            f"lr now {compact(row.learning_rate)}",
+        ]
+        width = (self.size.width or 80) - 2
+        shown = parts[:2]
+        for part in parts[2:]:
+            if Text.from_markup("  ".join([*shown, part])).cell_len > width:
+                break
+            shown.append(part)
+        return "  ".join(shown)
 
     def draw_plots(self) -> None:
         series = self.state.series.get(self.handle, {})
@@ -152,7 +173,16 @@ class RunScreen(StateScreen):
         self.toggle_class("hide-log")
 
     def action_stop(self) -> None:
-        self.act(f"Stopping {self.handle}", actions.stop_run, self.handle)
+        self.confirm_stop(self.handle)
+
+    def action_full_log(self) -> None:
+        self.open_log(self.handle)
+
+    def action_copy_handle(self) -> None:
+        self.copy_run(self.handle, path=False)
+
+    def action_copy_path(self) -> None:
+        self.copy_run(self.handle, path=True)
 
     def action_resume(self) -> None:
         self.act(f"Resuming {self.handle}", actions.resume_run, self.handle)

@@ -2,64 +2,46 @@
 
 from __future__ import annotations
 
-import math
-
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Resize
-from textual.markup import escape
 from textual.widgets import Footer, Input, Static
 
 from rhea_engine.runs.store import RunRow
-from rhea_engine.vocabulary import STATUSES
 from rhea_tui import actions
-from rhea_tui.filtering import TypedFilter, error_lines, passes, read_filter
-from rhea_tui.format import status_mark, status_style
+from rhea_tui.filtering import error_lines
 from rhea_tui.messages import PollNow
+from rhea_tui.runs_view import SORTS, STATUS_FILTERS, RunsView
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.runs_table import GROUP_PREFIX, RunsTable
+from rhea_tui.widgets.summary import counts_text, devices_text, getting_started
 
-SORTS = (
-    ("id", "created"),
-    ("last_test_loss", "test loss"),
-    ("last_train_loss", "train loss"),
-    ("best_test_loss", "best test loss"),
-    ("max_eln_violation", "ELN max"),
-    ("learning_rate", "lr"),
-    ("last_epoch", "epoch"),
-    ("started", "age"),
-)
 HELP = [
     ("Enter", "open the run (on a sweep header: compare the sweep)"),
     ("Space", "mark or unmark the run (on a sweep header: all its runs)"),
     ("c", "compare the marked runs"),
     ("C", "compare the whole sweep of the selected run"),
-    ("n", "start a new run"),
-    ("s / r", "stop / resume the selected run"),
-    ("e", "export the selected run (TorchScript)"),
+    ("n", "start a new run or sweep (N: prefilled from the selected run)"),
+    ("s / r", "stop (asks first) / resume the selected run"),
+    ("e", "export the selected run (TorchScript, in a separate process)"),
     ("d", "delete the selected run (asks first)"),
+    ("L", "the run's whole log, full screen (follows it; / searches)"),
+    ("y / Y", "copy the run's handle / directory to the clipboard (OSC 52)"),
     ("/", "filter: words, sweep:NAME, status:running (Enter keeps, Esc hides)"),
     ("", "or an expression: status = running and learning_rate < 1e-4, tag = x, name ~ 'lr*'"),
     ("f", "cycle the status filter"),
-    ("g", "group by sweep"),
+    ("w", "group by sweep (with the swept parameters as columns)"),
     ("o / O", "cycle the sort column / reverse the order"),
+    ("g / G, Home / End", "first / last row"),
+    ("b", "ring the terminal bell when a run ends (toggle)"),
     ("Esc", "clear filter and marks"),
     ("q", "quit"),
 ]
 AGE_REFRESH_S = 20.0
-STATUS_FILTERS = (None, "running", "failed", "diverged", "completed", "stopped", "lost", "queued")
 FILTER_PLACEHOLDER = "filter: words, or key op value (status = running and best_test_loss < 0.5)"
-
-
-def _sort_value(row: RunRow, field: str) -> float:
-    value = getattr(row, field)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return math.inf
-    return float(value)
 
 
 class RunsScreen(StateScreen):
@@ -70,17 +52,22 @@ class RunsScreen(StateScreen):
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("C", "compare_sweep", "Cmp sweep"),
+        Binding("C", "compare_sweep", "Cmp sweep", show=False),
         Binding("n", "new_run", "New"),
+        Binding("N", "clone_run", "Clone", show=False),
         Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("e", "export", "Export"),
-        Binding("d", "delete", "Delete"),
+        Binding("r", "resume", "Resume", show=False),
+        Binding("e", "export", "Export", show=False),
+        Binding("d", "delete", "Delete", show=False),
+        Binding("L", "full_log", "Log"),
+        Binding("y", "copy_handle", "Copy", show=False),
+        Binding("Y", "copy_path", "Copy path", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("f", "cycle_status", "Status", show=False),
-        Binding("g", "group", "Group", show=False),
+        Binding("w", "group", "Group", show=False),
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("b", "toggle_bell", "Bell", show=False),
         Binding("escape", "clear", "Clear", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -88,17 +75,17 @@ class RunsScreen(StateScreen):
 
     def __init__(self, state: TuiState) -> None:
         super().__init__(state)
-        self.marked: set[str] = set()
-        self.filter_text = ""
-        self.typed = TypedFilter()
-        self.status_filter: str | None = None
-        self.sort_index = 0
-        self.descending = False
-        self.group = False
+        self.view = RunsView()
         self.shown: list[RunRow] = []
+
+    @property
+    def marked(self) -> set[str]:
+        return self.view.marked
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-summary")
+        yield Static("", id="runs-devices")
+        yield Static(getting_started(self.state.home), id="runs-empty")
         yield RunsTable(id="runs-table")
         with Vertical(id="runs-filter-box"):
             yield Input(placeholder=FILTER_PLACEHOLDER, id="runs-filter")
@@ -116,65 +103,28 @@ class RunsScreen(StateScreen):
             self.update_data()
 
     def on_resize(self, event: Resize) -> None:
-        table = self.query_one(RunsTable)
-        wide = event.size.width >= 100
-        if wide != table.wide:
-            table.set_wide(wide)
-            self.update_data()
+        self.update_data()
 
     # --- drawing ---------------------------------------------------------------------
-    def visible_rows(self) -> list[RunRow]:
-        # an expression that cannot be used keeps the latest one that could
-        matches = self.state.matches if self.state.where is not None else None
-        status = self.typed.status or self.status_filter
-        rows = [
-            row
-            for row in self.state.runs
-            if passes(row, self.typed, matches) and (status is None or row.status == status)
-        ]
-        field = SORTS[self.sort_index][0]
-        rows.sort(key=lambda r: (_sort_value(r, field), r.id), reverse=self.descending)
-        if self.descending:  # missing values stay last either way
-            rows.sort(key=lambda r: _sort_value(r, field) == math.inf)
-        if self.group:
-            order: dict[str | None, int] = {}
-            for row in rows:
-                order.setdefault(row.sweep, len(order))
-            rows.sort(key=lambda r: order[r.sweep])
-        return rows
-
     def update_data(self) -> None:
         """Redraw the table and summary from the app's latest poll."""
         if not self.is_mounted:
             return
-        self.shown = self.visible_rows()
-        self.query_one(RunsTable).show(self.shown, self.marked, self.state.clock(), self.group)
-        self.query_one("#runs-summary", Static).update(self.summary())
-
-    def summary(self) -> str:
-        counts = self.state.status_counts()
-        parts = [f"[b]{len(self.state.runs)} runs[/b]"]
-        parts += [
-            Text(f"{status_mark(s)} {counts[s]}", style=status_style(s)).markup
-            for s in STATUSES
-            if counts.get(s)
-        ]
-        if not self.state.loaded:
-            parts = ["reading runs…"]
-        elif not self.state.runs:
-            parts.append("none yet: press n to start one")
-        view = [f"sort {SORTS[self.sort_index][1]} {'↓' if self.descending else '↑'}"]
-        # the filter in force (while the box holds a mistake, the latest one that worked)
-        applied = self.filter_text if self.typed.error is None else self.state.where or ""
-        if applied or self.status_filter:
-            typed = escape(f"{applied} {self.status_filter or ''}".strip())
-            view.append(f"filter {typed}")
-            view.append(f"{len(self.shown)} shown")
-        if self.group:
-            view.append("grouped by sweep")
-        if self.marked:
-            view.append(f"{len(self.marked)} marked")
-        return "  ".join(parts) + "  [dim]│ " + " · ".join(view) + "[/dim]"
+        now = self.state.clock()
+        self.shown = self.view.rows(self.state.runs, now, self.matches)
+        columns = self.view.columns(self.size.width or 80, self.shown, now)
+        table = self.query_one(RunsTable)
+        table.show(self.shown, self.marked, now, self.view.group, columns)
+        self.query_one("#runs-summary", Static).update(
+            counts_text(
+                self.state.runs, self.state.loaded, len(self.shown), self.view, self.state.where
+            )
+        )
+        devices = devices_text(self.state.runs)
+        self.query_one("#runs-devices", Static).update(devices or "")
+        self.query_one("#runs-devices").set_class(devices is not None, "shown")
+        empty = self.state.loaded and not self.state.runs
+        self.set_class(empty, "-empty")
 
     # --- selection -------------------------------------------------------------------
     def current(self) -> str | None:
@@ -225,11 +175,11 @@ class RunsScreen(StateScreen):
             sweep = key[len(GROUP_PREFIX) :] or None
             members = {r.name for r in self.shown if r.sweep == sweep}
             if members <= self.marked:
-                self.marked -= members
+                self.marked.difference_update(members)
             else:
-                self.marked |= members
+                self.marked.update(members)
         else:
-            self.marked ^= {key}
+            self.marked.symmetric_difference_update({key})
         self.update_data()
         table.action_cursor_down()
 
@@ -250,17 +200,25 @@ class RunsScreen(StateScreen):
         handles = [r.name for r in self.state.runs if r.sweep == sweep]
         from rhea_tui.screens.compare import CompareScreen
 
-        self.app.push_screen(CompareScreen(self.state, handles, f"sweep:{sweep}"))
+        self.app.push_screen(CompareScreen(self.state, handles, f"sweep:{sweep}", sweep=sweep))
 
     def action_new_run(self) -> None:
         from rhea_tui.screens.new_run import NewRunScreen
 
         self.app.push_screen(NewRunScreen(self.state))
 
+    def action_clone_run(self) -> None:
+        handle = self.current_run()
+        row = self.state.row(handle) if handle else None
+        if row is not None:
+            from rhea_tui.screens.new_run import NewRunScreen
+
+            self.app.push_screen(NewRunScreen(self.state, clone=row))
+
     def action_stop(self) -> None:
         handle = self.current_run()
         if handle:
-            self.act(f"Stopping {handle}", actions.stop_run, handle)
+            self.confirm_stop(handle)
 
     def action_resume(self) -> None:
         handle = self.current_run()
@@ -286,22 +244,42 @@ class RunsScreen(StateScreen):
         question = f"Delete run [b]{handle}[/b] and its directory (events, log, checkpoints)?"
         self.app.push_screen(ConfirmScreen(question, "Delete"), confirmed)
 
+    def action_full_log(self) -> None:
+        handle = self.current_run()
+        if handle:
+            self.open_log(handle)
+
+    def action_copy_handle(self) -> None:
+        handle = self.current_run()
+        if handle:
+            self.copy_run(handle, path=False)
+
+    def action_copy_path(self) -> None:
+        handle = self.current_run()
+        if handle:
+            self.copy_run(handle, path=True)
+
     def action_filter(self) -> None:
         self.query_one("#runs-filter-box").add_class("shown")
         box = self.query_one("#runs-filter", Input)
-        box.value = self.filter_text
+        box.value = self.view.filter_text
         box.focus()
+
+    @property
+    def matches(self) -> set[int] | None:
+        """The ids the poll found for the filter expression (None: no expression, or none yet);
+        an expression that cannot be used keeps the latest one that could."""
+        return self.state.matches if self.state.where is not None else None
 
     def set_filter(self, text: str) -> None:
         """Read the filter box's text; an expression goes to the next poll (at once)."""
-        self.filter_text = text.strip()
         keys = {key for row in self.state.runs for key in row.config}
-        self.typed = read_filter(self.filter_text, keys)
+        typed = self.view.set_filter(text, keys)
         error = self.query_one("#runs-filter-error", Static)
-        error.update(error_lines(self.typed.error) if self.typed.error else "")
-        error.set_class(self.typed.error is not None, "shown")
-        if self.typed.error is None and self.typed.expression != self.state.where:
-            self.state.where = self.typed.expression
+        error.update(error_lines(typed.error) if typed.error else "")
+        error.set_class(typed.error is not None, "shown")
+        if typed.error is None and typed.expression != self.state.where:
+            self.state.where = typed.expression
             if self.state.where is not None:
                 self.post_message(PollNow())
         self.update_data()
@@ -321,23 +299,23 @@ class RunsScreen(StateScreen):
             self.query_one("#runs-filter-box").remove_class("shown")
             self.query_one(RunsTable).focus()
             return
-        self.status_filter = None
-        self.marked.clear()
+        cleared = self.view.clear()
+        self.notify(f"Cleared {cleared}." if cleared else "No filter or marks to clear.", timeout=3)
         self.set_filter("")
 
     def action_cycle_status(self) -> None:
-        index = STATUS_FILTERS.index(self.status_filter)
-        self.status_filter = STATUS_FILTERS[(index + 1) % len(STATUS_FILTERS)]
+        index = STATUS_FILTERS.index(self.view.status_filter)
+        self.view.status_filter = STATUS_FILTERS[(index + 1) % len(STATUS_FILTERS)]
         self.update_data()
 
     def action_group(self) -> None:
-        self.group = not self.group
+        self.view.group = not self.view.group
         self.update_data()
 
     def action_cycle_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.view.sort_index = (self.view.sort_index + 1) % len(SORTS)
         self.update_data()
 
     def action_reverse_sort(self) -> None:
-        self.descending = not self.descending
+        self.view.descending = not self.view.descending
         self.update_data()

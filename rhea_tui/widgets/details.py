@@ -12,7 +12,17 @@ from rich.text import Text
 
 from rhea_engine.config import default_config
 from rhea_engine.runs.store import RunRow
-from rhea_tui.format import age, compact, status_text
+from rhea_tui.format import (
+    age,
+    compact,
+    duration,
+    epochs_done,
+    eta_seconds,
+    gpu_lines,
+    max_eln_description,
+    max_eln_text,
+    status_text,
+)
 
 METHODS = ("model", "box3d", "identity")
 
@@ -48,29 +58,44 @@ def evaluation_table(evaluation: dict[str, float]) -> RenderableType:
     return table
 
 
-def details_panel(row: RunRow, now: float, all_config: bool = False) -> RenderableType:
-    """Status, where it runs, data, checkpoints, final evaluation and the config."""
+def status_table(row: RunRow, now: float) -> Table:
+    """Status and progress, where and when it ran, and its summary figures."""
     info = Table.grid(padding=(0, 1))
     info.add_column(style="bold")
     info.add_column()
-    info.add_row("status", status_text(row.status))
+    info.add_row("status", Text.assemble(status_text(row.status), f"  epoch {epochs_done(row)}"))
     if row.fail_epoch is not None or row.fail_task:
         info.add_row("first bad", f"epoch {row.fail_epoch} task {row.fail_task or '-'}")
-    total = row.total_epochs or row.config.get("epochs")
-    info.add_row("epoch", f"{row.last_epoch or 0} / {total or '?'}")
-    info.add_row("sweep", row.sweep or "-")
-    info.add_row("host", f"{row.host or '-'}  pid {row.pid or '-'}")
+    if row.sweep:
+        info.add_row("sweep", row.sweep)
+    device = row.device or str(row.config.get("device", "-"))
+    info.add_row("host", f"{row.host or '-'}  pid {row.pid or '-'}  {device}")
     if row.slurm_job_id:
         info.add_row("slurm", str(row.slurm_job_id))
-    info.add_row("device", row.device or str(row.config.get("device", "-")))
     started = row.started or row.created
-    info.add_row("started", f"{_when(started)} ({age(now - started) if started else '-'} ago)")
-    if row.ended:
-        info.add_row("ended", _when(row.ended))
+    ended = f", ended {_when(row.ended)[11:]}" if row.ended else ""
+    info.add_row(
+        "started", f"{_when(started)} ({age(now - started) if started else '-'} ago){ended}"
+    )
     if row.git_commit:
         info.add_row("git", row.git_commit[:10] + (" (dirty)" if row.git_dirty else ""))
     info.add_row("best test", compact(row.best_test_loss, 3))
-    info.add_row("ELN max", compact(row.max_eln_violation, 3))
+    eln = max_eln_text(row, lambda v: compact(v, 3))
+    info.add_row("ELN max", Text.assemble(eln, (f"  {max_eln_description(row)}", "dim")))
+    learning_rate = compact(row.config.get("learning_rate"), 3)
+    info.add_row("lr", f"{learning_rate} set, {compact(row.learning_rate, 3)} now")
+    if row.epoch_seconds:
+        eta = eta_seconds(row, now)
+        left = f", {duration(eta)} to go" if eta else ""
+        info.add_row("epoch time", duration(row.epoch_seconds) + left)
+    for line in gpu_lines(row, now):
+        info.add_row("gpu", line)
+    return info
+
+
+def details_panel(row: RunRow, now: float, all_config: bool = False) -> RenderableType:
+    """Status, where it runs, data, checkpoints, final evaluation and the config."""
+    info = status_table(row, now)
     parts: list[RenderableType] = [info]
     if row.data:
         data = Table.grid(padding=(0, 1))

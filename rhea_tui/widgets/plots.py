@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from rhea_engine.compare import Series, downsample, log_safe
+from rhea_engine.compare import Series, downsample, log_safe, unplottable
 from rhea_tui.format import compact, epoch_ticks, value_ticks
 
 # Columns plotext uses for the y tick labels and the frame; the rest is the drawing area.
@@ -77,6 +78,27 @@ class MetricPlot(PlotextPlot):
     def point_count(self) -> int:
         return sum(len(points) for points in self._series.values())
 
+    def header(self, width: int, notes: list[Text]) -> list[Text]:
+        """The title, the axis scale and a colour key per series, wrapped to `width`."""
+        title = Text(self.title, style="bold")
+        if self.log_y:
+            title.append(" (log y)", style="dim")
+        items = []
+        if self.legend:
+            for index, label in enumerate(self._series):
+                r, g, b = PALETTE[index % len(PALETTE)]
+                items.append(Text.assemble(("▬ ", f"rgb({r},{g},{b})"), label))
+        lines = [title]
+        for item in [*items, *notes]:
+            if lines[-1].cell_len + 2 + item.cell_len <= width:
+                lines[-1].append("  ")
+                lines[-1].append_text(item)
+            else:
+                lines.append(item)
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+        return lines
+
     def render(self) -> RenderResult:
         width, height = self.size.width, self.size.height
         if width < 12 or height < 4:
@@ -84,35 +106,45 @@ class MetricPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        # the first line is the title with a colour legend, so no legend box hides the data
-        plt.plotsize(width, height - 1)
-        plt._set_size(width, height - 1)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         buckets = max(4, width - _AXIS_COLUMNS)
-        header = Text(self.title, style="bold")
         xs: list[int] = []
         ys: list[float] = []
+        marks: list[tuple[list[int], list[int]]] = []
+        notes: list[Text] = []
         for index, (label, points) in enumerate(self._series.items()):
             color = PALETTE[index % len(PALETTE)]
-            shown = log_safe(points) if self.log_y else points
-            shown = downsample(shown, buckets)
+            bad, low = unplottable(points, self.log_y)
+            if bad or low:
+                marks.append((bad, low))
+                lost = [f"{len(bad)} non-finite"] if bad else []
+                lost += [f"{len(low)} <= 0"] if low else []
+                notes.append(Text(f"x {label}: {', '.join(lost)}", style="bold red"))
+            shown = downsample(log_safe(points) if self.log_y else points, buckets)
             if not shown:
                 continue
             epochs = [e for e, _ in shown]
             values = [v for _, v in shown]
             plt.plot(epochs, values, marker=self.marker, color=color)
-            if self.legend:
-                header.append("  ▬ ", style=f"rgb({color[0]},{color[1]},{color[2]})")
-                header.append(label)
             xs += (epochs[0], epochs[-1])
             ys += (min(values), max(values))
+        header = self.header(width, notes)
         if not xs:
-            return Text(f"{self.title}\n(no data yet)", style="dim")
+            empty = "(no data yet)" if not notes else "(no value can be drawn)"
+            return Text("\n").join([*header, Text(empty, style="dim")])
+        # values a log axis cannot hold are marked at its top (non-finite) or bottom (<= 0)
+        for bad, low in marks:
+            for epochs, level in ((bad, max(ys)), (low, min(ys))):
+                if epochs:
+                    plt.scatter(epochs, [level] * len(epochs), marker="x", color=(235, 70, 70))
+                    xs += (min(epochs), max(epochs))
+        plot_height = max(3, height - len(header))
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)
         if self.log_y:
             plt.yscale("log")
         plt.xticks([float(x) for x in epoch_ticks(min(xs), max(xs))])
-        y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (height - 4) // 2)), self.log_y)
+        y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (plot_height - 3) // 2)), self.log_y)
         plt.yticks(y_ticks, [compact(v) for v in y_ticks])
         self.draws += 1
-        header.truncate(width, overflow="ellipsis")
-        return Text("\n").join([header, Text.from_ansi(plt.build())])
+        return Text("\n").join([*header, Text.from_ansi(plt.build())])

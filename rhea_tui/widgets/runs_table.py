@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from rhea_engine.runs.store import RunRow
-from rhea_tui.format import RunColumn, compact, status_mark, status_text, tui_columns
+from rhea_tui.format import RunColumn, compact, status_mark, status_text
 
 GROUP_PREFIX = "sweep:"
 MAX_WIDTH = 28  # longer run or sweep names are cut in the table (the run screen has them whole)
@@ -27,12 +28,12 @@ def run_cell(column: RunColumn, row: RunRow, marked: bool, now: float) -> Text:
     return Text(text, style="dim" if column.value(row, now) in (None, "") else "")
 
 
-def row_cells(row: RunRow, marked: bool, now: float, wide: bool) -> list[Text]:
+def row_cells(row: RunRow, marked: bool, now: float, columns: Sequence[RunColumn]) -> list[Text]:
     """The cells of one run, in column order."""
-    return [run_cell(column, row, marked, now) for column in tui_columns(wide)]
+    return [run_cell(column, row, marked, now) for column in columns]
 
 
-def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]:
+def group_cells(sweep: str | None, rows: list[RunRow], columns: Sequence[RunColumn]) -> list[Text]:
     """A header row of one sweep group: its name and a count per status."""
     counts: dict[str, int] = {}
     for row in rows:
@@ -40,28 +41,42 @@ def group_cells(sweep: str | None, rows: list[RunRow], wide: bool) -> list[Text]
     summary = " ".join(f"{status_mark(s)}{n}" for s, n in sorted(counts.items()))
     name = f"▾ {sweep or '(no sweep)'} ({len(rows)})"
     cells = [Text(name, style="bold reverse"), Text(summary, style="bold")]
-    return cells + [Text("") for _ in tui_columns(wide)[2:]]
+    return cells + [Text("") for _ in columns[2:]]
+
+
+def neighbour(old: list[str], new: list[str], key: str | None) -> int:
+    """Where the cursor goes when the layout changes: the same key, else the nearest key
+    after it (then before it) that is still shown, else the top."""
+    if key in new:
+        return new.index(key)
+    if key in old:
+        at = old.index(key)
+        for candidate in [*old[at + 1 :], *reversed(old[:at])]:
+            if candidate in new:
+                return new.index(candidate)
+    return 0
 
 
 class RunsTable(DataTable[Text]):
     """One row per run (key: the run handle); group header rows have key 'sweep:NAME'."""
 
+    BINDINGS = [
+        Binding("home,g", "scroll_top", "First", show=False),
+        Binding("end,G", "scroll_bottom", "Last", show=False),
+    ]
+
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
-        self.wide = True
+        self.columns_shown: list[RunColumn] = []
         self._layout: list[str] = []
         self._cells: dict[str, list[Text]] = {}
         self._widths: dict[str, int] = {}
 
-    def set_wide(self, wide: bool) -> None:
-        if wide != self.wide or not self.columns:
-            self.wide = wide
-            self._rebuild_columns()
-
-    def _rebuild_columns(self) -> None:
+    def _rebuild_columns(self, columns: Sequence[RunColumn]) -> None:
         """Columns get fixed widths (grown to fit the data), so every row renders whole."""
         self.clear(columns=True)
-        for column in tui_columns(self.wide):
+        self.columns_shown = list(columns)
+        for column in columns:
             width = min(MAX_WIDTH, max(len(column.label), self._widths.get(column.key, 0)))
             self.add_column(column.label, key=column.key, width=width)
         self._layout = []
@@ -73,6 +88,7 @@ class RunsTable(DataTable[Text]):
         marked: set[str],
         now: float,
         group: bool,
+        columns: Sequence[RunColumn],
         group_key: Callable[[RunRow], str | None] = lambda r: r.sweep,
     ) -> None:
         """Show these rows in this order, touching only cells whose text changed."""
@@ -83,34 +99,33 @@ class RunsTable(DataTable[Text]):
             for row in rows:
                 groups.setdefault(group_key(row), []).append(row)
             for sweep, members in groups.items():
-                wanted.append(
-                    (GROUP_PREFIX + (sweep or ""), group_cells(sweep, members, self.wide))
-                )
+                wanted.append((GROUP_PREFIX + (sweep or ""), group_cells(sweep, members, columns)))
                 wanted.extend(
-                    (r.name, row_cells(r, r.name in marked, now, self.wide)) for r in members
+                    (r.name, row_cells(r, r.name in marked, now, columns)) for r in members
                 )
         else:
-            wanted = [(r.name, row_cells(r, r.name in marked, now, self.wide)) for r in rows]
-        column_keys = [column.key for column in tui_columns(self.wide)]
+            wanted = [(r.name, row_cells(r, r.name in marked, now, columns)) for r in rows]
+        column_keys = [column.key for column in columns]
         grown = False
-        for key, cells in wanted:
-            if key.startswith(GROUP_PREFIX):
-                continue
+        for _, cells in wanted:  # group headers too, so "▾ NAME (n)" is never cut
             for column, cell in zip(column_keys, cells, strict=False):
                 if cell.cell_len > self._widths.get(column, 0):
                     self._widths[column] = cell.cell_len
                     grown = True
-        if grown or not self.columns:
-            self._rebuild_columns()
+        if grown or column_keys != [c.key for c in self.columns_shown] or not self.columns:
+            old_layout = self._layout
+            self._rebuild_columns(columns)
+            self._layout = old_layout  # still what the cursor was placed in
         layout = [key for key, _ in wanted]
-        if layout != self._layout:
+        if layout != self._layout or not self.row_count:
+            old_layout = self._layout
             self.clear()
             for key, cells in wanted:
                 self.add_row(*cells, key=key)
             self._layout = layout
             self._cells = dict(wanted)
-            if cursor_key in layout:
-                self.move_cursor(row=layout.index(cursor_key), animate=False)
+            if layout:
+                self.move_cursor(row=neighbour(old_layout, layout, cursor_key), animate=False)
             return
         for key, cells in wanted:
             old = self._cells.get(key, [])

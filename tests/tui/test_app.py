@@ -70,9 +70,9 @@ async def test_runs_table_lists_every_run_with_its_status(home: Path) -> None:
             app.screen.query_one("#runs-summary", Static).render()
         )
         await pilot.press("escape")
-        await pilot.press("g")
+        await pilot.press("w")
         assert table._layout[0] == "sweep:" and "sweep:lr" in table._layout
-        await pilot.press("g", "o")  # sort by test loss: the best run first
+        await pilot.press("w", "o")  # sort by test loss: the best run first
         assert table._layout[0] == "lr-b"
 
 
@@ -277,7 +277,7 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
             row = app.state.row("worker")
             assert row is not None and row.status == "running" and row.host == this_host()
             await goto(pilot, "worker")
-            await pilot.press("s")
+            await pilot.press("s", "y")  # stop asks first
             await wait_for(pilot, lambda: app.state.row("worker").status != "running", 30)
             assert app.state.row("worker").status == "stopped"
             assert process.wait(timeout=10) == 0
@@ -299,7 +299,7 @@ async def test_stop_from_the_tui_ends_the_run_as_stopped(home: Path, tmp_path: P
             await pilot.press("r")
             await wait_for(pilot, lambda: app.state.row("worker").last_epoch > stopped_at + 1, 60)
             assert app.state.row("worker").status == "running"
-            await pilot.press("s")
+            await pilot.press("s", "y")  # stop asks first
             await wait_for(pilot, lambda: app.state.row("worker").status == "stopped", 30)
     finally:
         if process.poll() is None:
@@ -424,7 +424,7 @@ async def test_polls_never_overlap_nor_block_the_keys(home: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.state.loaded, 10)
         await wait_for(pilot, lambda: SlowStore.active == 1, 10)
-        await pilot.press("g")  # handled while the poll still reads
+        await pilot.press("w")  # handled while the poll still reads
         table = app.screen.query_one(RunsTable)
         assert "sweep:lr" in table._layout
         assert SlowStore.active == 1

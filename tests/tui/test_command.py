@@ -23,10 +23,17 @@ def test_unusable_homes_end_with_a_message_and_status_2(tmp_path: Path) -> None:
     cases = {
         str(file): "not a directory",
         str(tmp_path / "missing"): "does not exist",
-        str(tmp_path): "is not a Rhea home yet",
     }
     for home, message in cases.items():
         result = runner.invoke(app, ["tui", "--home", home])
         assert result.exit_code == 2, result.output
         assert message in " ".join(result.output.replace("│", " ").split())
         assert "Traceback" not in result.output
+
+
+def test_a_folder_without_runs_opens_and_stays_untouched(tmp_path: Path) -> None:
+    """`rhea tui` in a new folder opens (first steps) instead of refusing; nothing is written."""
+    from rhea_tui.commands.tui import check_home
+
+    check_home(tmp_path)  # raised "is not a Rhea home yet" before
+    assert list(tmp_path.iterdir()) == []

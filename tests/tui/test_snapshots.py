@@ -54,7 +54,7 @@ def test_runs_screen(snap_compare, home: Path, size: tuple[int, int]) -> None:
 def test_runs_screen_grouped(snap_compare, home: Path) -> None:
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _until(pilot, lambda: pilot.app.state.loaded)
-        await pilot.press("g")
+        await pilot.press("w")
 
     assert snap_compare(snap_app(home), terminal_size=(100, 24), run_before=run_before)
 
