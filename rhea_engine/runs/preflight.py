@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+import shutil
+import socket
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rhea_engine.config import TrainConfig
@@ -133,6 +136,40 @@ def check_gpus(gpus: Iterable[str], device: str) -> None:
             f"--gpus asks for GPU {missing[0]}, but this machine has {count} GPU(s) "
             f"(0 to {count - 1})."
         )
+
+
+_LOGIN_NAME = re.compile(r"(^|[-_.0-9])(login|ln|frontend|head)([-_.0-9]|$)", re.IGNORECASE)
+
+
+def _has_nvidia_gpu() -> bool:
+    """A cheap look for an NVIDIA GPU (no torch import): the driver's device files."""
+    return Path("/dev/nvidia0").exists() or any(Path("/proc/driver/nvidia/gpus").glob("*"))
+
+
+def login_node_warning(
+    device: str,
+    on_slurm: bool = False,
+    host: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> str | None:
+    """A warning (not an error) when a run would train on the CPU of what looks like a
+    cluster's login node: the host is named like one, or Slurm is installed here and this
+    process is not a Slurm job. None when it trains on a GPU or is submitted to Slurm."""
+    if on_slurm or device.startswith("cuda") or (device == "auto" and _has_nvidia_gpu()):
+        return None
+    host = host or socket.gethostname()
+    reasons = []
+    if _LOGIN_NAME.search(host.split(".")[0]):
+        reasons.append(f"its name, {host}")
+    if shutil.which("sbatch", path=environ.get("PATH")) and "SLURM_JOB_ID" not in environ:
+        reasons.append("Slurm is installed and this is not a Slurm job")
+    if not reasons:
+        return None
+    return (
+        f"This run would train on the CPU of {host}, which looks like a cluster's login node "
+        f"({'; '.join(reasons)}); login nodes are shared: submit it to Slurm or start it on a "
+        "compute node."
+    )
 
 
 def check_new_run(
