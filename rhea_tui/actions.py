@@ -120,3 +120,46 @@ def launch_new_run(
     return ActionResult(
         row.name, f"{row.name} started {how} (pid {process.pid})", {"pid": process.pid}
     )
+
+
+def _sweep_request(request: Any) -> Any:
+    """The engine's SweepRequest for a form request (rhea_tui.form.FormRequest)."""
+    from rhea_engine.sweep.start import SweepRequest
+
+    return SweepRequest(
+        values=dict(request.shortcuts),
+        sets=list(request.sets),
+        name=request.name,
+        slurm=request.slurm,
+        partition=request.partition,
+        time_limit=request.time_limit,
+    )
+
+
+def plan_sweep(home: Path, request: Any) -> str:
+    """Check a sweep (or a Slurm run) as `rhea sweep --dry-run` does; what it would start."""
+    from rhea_engine.sweep import start
+
+    prepared = start.prepare(_sweep_request(request), dry_run=True)
+    count = len(prepared.plan.configs) if prepared.plan is not None else 0
+    where = f"on Slurm partition {request.partition}" if request.slurm else "here"
+    if not request.sweep:
+        return f"one run, submitted {where} as a sweep of one trial"
+    return f"a grid sweep of {count} run(s), {where}, {prepared.options.parallel} at a time"
+
+
+def start_sweep(store: Store, request: Any) -> ActionResult:
+    """Record the sweep (or the Slurm run) and supervise it in the background, as
+    `rhea sweep --detach` does."""
+    from rhea_engine.runs import supervise
+    from rhea_engine.sweep import start
+
+    prepared = start.prepare(_sweep_request(request))
+    started = start.create(store, prepared)
+    pid = supervise.start_detached(store.home, started.name)
+    runs = ", ".join(started.run_names[:3]) + (" …" if len(started.run_names) > 3 else "")
+    return ActionResult(
+        started.run_names[0] if started.run_names else started.name,
+        f"sweep {started.name} started: {runs} (supervised in the background, pid {pid})",
+        {"pid": pid},
+    )

@@ -16,7 +16,7 @@ from rhea_tui.state import TuiState
 
 HELP = [
     ("Esc", "back (or close the search box)"),
-    ("/", "search (case-insensitive; Enter jumps to the next match)"),
+    ("/", "search as you type (case-insensitive); Enter or Esc closes the box"),
     ("n / N", "next / previous match"),
     ("G / ctrl+End", "the end: follow new output again"),
     ("g / ctrl+Home", "the top"),
@@ -45,7 +45,7 @@ class LogScreen(StateScreen):
     def __init__(self, state: TuiState, handle: str) -> None:
         super().__init__(state)
         self.handle = handle
-        self.offset = 0
+        self.read_offset = 0
         self.query_text = ""
         self.matches: list[tuple[int, int]] = []  # (start, end) character offsets
         self.current_match = -1
@@ -53,7 +53,7 @@ class LogScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield Static("", id="log-title")
         yield TextArea("", read_only=True, soft_wrap=False, id="log-text")
-        yield Input(placeholder="search the log (Enter: next match, Esc: close)", id="log-search")
+        yield Input(placeholder="search the log (n / N: next / previous match)", id="log-search")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -67,7 +67,7 @@ class LogScreen(StateScreen):
 
     # --- following the file ----------------------------------------------------------------
     def read_more(self) -> None:
-        self._read(self.offset)
+        self._read(self.read_offset)
 
     @work(thread=True, exclusive=True, group="log", exit_on_error=False)
     def _read(self, offset: int) -> None:
@@ -89,7 +89,7 @@ class LogScreen(StateScreen):
         follow = self.following
         if again:
             area.load_text("")
-        self.offset = offset
+        self.read_offset = offset
         if text:
             area.insert(text, area.document.end, maintain_selection_offset=not follow)
         if follow:
@@ -158,7 +158,9 @@ class LogScreen(StateScreen):
 
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
-        self.step(1)
+        """Keep the match found while typing; n and N move on from it."""
+        event.input.remove_class("shown")
+        self.text_area.focus()
 
     def action_next_match(self) -> None:
         self.step(1)
