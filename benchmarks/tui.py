@@ -1,9 +1,12 @@
 """Benchmark of `rhea tui` on a home of 200 runs x 1,000 epochs: first paint, live redraw, idle CPU.
 
-Prints three figures against their targets:
+Prints three figures against their targets, with every runs column on (best test loss, lr
+now, epoch time, ETA, GPU figures of the running runs, the swept parameters of the grouped
+view) and run-end notifications with the bell:
   time to first paint    process start -> first frame showing all runs   (target < 1.5 s)
   epoch -> redrawn plot  a new epoch event -> the run screen's plot redrawn with it (< 2 s)
   idle CPU               process CPU time / wall time over ~10 s of idle, at 1 poll/s (< 3 %)
+and the memory of the TUI's process around an export, which runs in a child process.
 Usage: python benchmarks/tui.py [--runs 200] [--epochs 1000] [--home DIR] [--idle 10]
 """
 
@@ -31,6 +34,7 @@ def epoch_metrics(epoch: int, scale: float) -> dict[str, float]:
         "train_loss": scale * (0.5 * decay + 0.02),
         "test_loss": scale * (0.55 * decay + 0.025 + 0.002 * math.sin(epoch)),
         "ELN_violation": 1e-3 * decay + 1e-6,
+        "ELN_violation_test": 1.2e-3 * decay + 2e-6,
         "learning_rate": 1e-3 * 0.5 ** (epoch // 300),
         "epoch_seconds": 1.5,
     }
@@ -38,6 +42,15 @@ def epoch_metrics(epoch: int, scale: float) -> dict[str, float]:
         metrics[f"{task}_test_loss"] = scale * (0.1 + 0.02 * index) * decay + 1e-3
         metrics[f"{task}_train_loss"] = scale * (0.09 + 0.02 * index) * decay + 1e-3
     return metrics
+
+
+GPU_FIGURES = {
+    "name": "NVIDIA H200",
+    "utilization": 87.0,
+    "memory_used": 40e9,
+    "memory_total": 141e9,
+    "process_memory": 12.3e9,
+}
 
 
 def generate(home: Path, runs: int, epochs: int) -> dict[str, float]:
@@ -54,7 +67,12 @@ def generate(home: Path, runs: int, epochs: int) -> dict[str, float]:
     for index in range(runs):
         sweep = f"sweep{index // 20}"
         row = store.create_run(
-            {**config, "epochs": epochs, "learning_rate": 1e-3 * (1 + index % 5)},
+            {
+                **config,
+                "epochs": epochs,
+                "learning_rate": 1e-3 * (1 + index % 5),
+                "width_shared": 32 * (1 + index % 2),  # a second swept parameter per sweep
+            },
             name=f"run{index + 1}",
             sweep=sweep,
             status="running",
@@ -70,7 +88,9 @@ def generate(home: Path, runs: int, epochs: int) -> dict[str, float]:
             )
             for epoch in range(1, epochs + 1):
                 writer.epoch(epoch, epoch_metrics(epoch, 1.0 + 0.01 * index))
-            if not running:
+            if running:  # what a worker on a GPU records every heartbeat
+                writer.gpu([GPU_FIGURES | {"index": index % 4}])
+            else:
                 writer.status("completed")
     written = time.perf_counter() - start
     start = time.perf_counter()
@@ -123,18 +143,21 @@ def child_first_paint(home: str) -> None:
             print(json.dumps({"painted": time.time()}), flush=True)
             self.exit()
 
-    Timed(home).run(headless=True, size=(160, 48))
+    Timed(home, bell=True).run(headless=True, size=(160, 48))
 
 
 def child_idle(home: str, screen: str, seconds: float) -> None:
     """Run the app headless for a while, then print its CPU time over `seconds` of idle."""
     from rhea_tui.app import RheaApp
     from rhea_tui.screens.run import RunScreen
+    from rhea_tui.widgets.runs_table import RunsTable
 
     class Idle(RheaApp):
         def on_mount(self) -> None:  # Textual calls RheaApp.on_mount as well, after this one
             if screen != "runs":
                 self.call_later(lambda: self.push_screen(RunScreen(self.state, screen)))
+            else:  # grouped by sweep: the swept parameters as columns
+                self.call_later(lambda: self.screen.action_group())
             self.set_timer(3.0, self.begin)  # let the first reads settle
 
         def begin(self) -> None:
@@ -148,13 +171,68 @@ def child_idle(home: str, screen: str, seconds: float) -> None:
         def end(self) -> None:
             cpu = time.process_time() - self.cpu0
             wall = time.monotonic() - self.wall0
+            polls = self.state.polls - self.polls0
+            table = self.screen.query(RunsTable)
+            columns = [c.key for c in table.first().columns_shown] if table else []
             print(
-                json.dumps({"cpu_s": cpu, "wall_s": wall, "polls": self.state.polls - self.polls0}),
+                json.dumps({"cpu_s": cpu, "wall_s": wall, "polls": polls, "columns": columns}),
                 flush=True,
             )
             self.exit()
 
-    Idle(home).run(headless=True, size=(160, 48))
+    Idle(home, bell=True).run(headless=True, size=(160, 48))
+
+
+def rss_mb() -> tuple[float, float]:
+    """(resident, peak resident) memory of this process in MB, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
+def child_export(home: str, handle: str) -> None:
+    """Run the app headless, export `handle` as the e key does; print its memory around it."""
+    from rhea_tui import actions
+    from rhea_tui.app import RheaApp
+
+    class Exporting(RheaApp):
+        def on_mount(self) -> None:  # Textual calls RheaApp.on_mount as well, after this one
+            self.set_timer(3.0, self.begin)
+
+        def begin(self) -> None:
+            self.before, self.t0 = rss_mb(), time.monotonic()
+            self.screen.act(f"Exporting {handle}", actions.export_run, handle)
+
+        def notify(self, message: str, *args: object, **kwargs: object) -> None:
+            super().notify(message, *args, **kwargs)  # type: ignore[arg-type]
+            if "exported to" in message or kwargs.get("severity") == "error":
+                seconds = time.monotonic() - self.t0
+                after = rss_mb()
+                print(
+                    json.dumps(
+                        {"before": self.before, "after": after, "s": seconds, "said": message}
+                    ),
+                    flush=True,
+                )
+                self.exit()
+
+    Exporting(home).run(headless=True, size=(160, 48))
+
+
+def write_checkpoint(home: Path, handle: str) -> None:
+    """An (untrained) model checkpoint of the run's config, so that it can be exported."""
+    import torch
+
+    from rhea_engine.checkpoint import FORMAT, save_checkpoint
+    from rhea_engine.config import from_dict
+    from rhea_engine.model import build_model
+    from rhea_engine.runs.rundir import read_config
+
+    run = home / "runs" / handle
+    config = read_config(run)["config"]
+    torch.manual_seed(0)
+    state = build_model(from_dict(config)).state_dict()
+    ckpt = {"format": FORMAT, "model": state, "config": config, "epoch": 1, "kind": "periodic"}
+    save_checkpoint(ckpt, run / "checkpoints" / "last.pt")
 
 
 def run_child(*args: str) -> dict[str, float]:
@@ -185,7 +263,7 @@ async def epoch_to_redraw(home: Path, handle: str, first_epoch: int, repeats: in
     from rhea_tui.screens.run import RunScreen
     from rhea_tui.widgets.plots import MetricPlot
 
-    app = RheaApp(home)
+    app = RheaApp(home, bell=True)
     delays = []
     async with app.run_test(size=(160, 48)) as pilot:
         while not app.state.loaded:
@@ -216,6 +294,8 @@ def main() -> None:
         kind, home = sys.argv[2], sys.argv[3]
         if kind == "paint":
             child_first_paint(home)
+        elif kind == "export":
+            child_export(home, sys.argv[4])
         else:
             child_idle(home, sys.argv[4], float(sys.argv[5]))
         return
@@ -254,11 +334,20 @@ def main() -> None:
             idle = run_child("idle", str(home), screen, str(args.idle))
             share = 100 * idle["cpu_s"] / idle["wall_s"]
             where = "runs screen" if screen == "runs" else f"run screen of {live}"
+            shown = f"; columns: {' '.join(idle['columns'])}" if idle["columns"] else ""
             print(
                 f"idle CPU, {where}: {share:.2f} % of a core "
                 f"({idle['cpu_s']:.2f} s CPU over {idle['wall_s']:.1f} s, {idle['polls']} polls)"
-                "  (target < 3 %)"
+                f"  (target < 3 %){shown}"
             )
+        write_checkpoint(home, "run1")
+        export = run_child("export", str(home), "run1")
+        (rss0, peak0), (rss1, peak1) = export["before"], export["after"]
+        print(
+            f"export from the TUI (child process), memory of the TUI's process: resident "
+            f"{rss0:.0f} MB before, {rss1:.0f} MB after (peak {peak0:.0f} -> {peak1:.0f} MB); "
+            f"export took {export['s']:.1f} s"
+        )
     finally:
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)

@@ -191,8 +191,8 @@ def max_eln_text(row: RunRow, number: Callable[[float | None], str]) -> str:
 def max_eln_description(row: RunRow) -> str:
     """Which ELN violation `max_eln_text` is, in words (`rhea show`, the run screen)."""
     if row.max_eln_metric == "ELN_violation":
-        return "max over epochs, train split (no test ELN recorded)"
-    return "max over epochs, test split"
+        return "train split (no test ELN), max over epochs"
+    return "test split, max over epochs"
 
 
 def parity_text(parity: dict[str, float]) -> str:

@@ -104,7 +104,9 @@ class RunsView:
         return swept_params(rows)[:MAX_PARAM_COLUMNS]
 
     def columns(self, width: int, rows: Sequence[RunRow], now: float) -> list[RunColumn]:
-        return tui_columns(width, rows, self.params(rows), now)
+        columns = tui_columns(width, rows, self.params(rows), now)
+        # grouped, each sweep has a header row: a sweep column would only repeat it
+        return [c for c in columns if not (self.group and c.key == "sweep")]
 
     def clear(self) -> str | None:
         """Drop the filter and the marks; what was cleared, in words (None: nothing was)."""

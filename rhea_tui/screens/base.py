@@ -52,11 +52,6 @@ class StateScreen(Screen[None]):
         )
         self.app.push_screen(ConfirmScreen(question, "Stop"), confirmed)
 
-    def open_log(self, handle: str) -> None:
-        from rhea_tui.screens.log import LogScreen
-
-        self.app.push_screen(LogScreen(self.state, handle))
-
     def copy_run(self, handle: str, path: bool) -> None:
         """Copy a run's handle, or its directory, to the clipboard (OSC 52)."""
         row = self.state.run(handle)

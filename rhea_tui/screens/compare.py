@@ -102,7 +102,11 @@ class CompareScreen(StateScreen):
                 {"train": per_run.get("train_loss", []), "test": per_run.get("test_loss", [])}
             )
         rows = self.rows()
-        key = tuple((r.name, r.status, r.last_epoch, len(r.evaluation)) for r in rows)
+        # the metrics table reads the series too: redraw it when they arrive or grow
+        key = tuple(
+            (r.name, r.status, r.last_epoch, len(r.evaluation), len(series.get(r.name, {})))
+            for r in rows
+        )
         if key != self._table_key and rows:
             self._table_key = key
             self.fill_params(rows)

@@ -176,7 +176,9 @@ class RunScreen(StateScreen):
         self.confirm_stop(self.handle)
 
     def action_full_log(self) -> None:
-        self.open_log(self.handle)
+        from rhea_tui.screens.log import LogScreen
+
+        self.app.push_screen(LogScreen(self.state, self.handle))
 
     def action_copy_handle(self) -> None:
         self.copy_run(self.handle, path=False)

@@ -247,7 +247,9 @@ class RunsScreen(StateScreen):
     def action_full_log(self) -> None:
         handle = self.current_run()
         if handle:
-            self.open_log(handle)
+            from rhea_tui.screens.log import LogScreen
+
+            self.app.push_screen(LogScreen(self.state, handle))
 
     def action_copy_handle(self) -> None:
         handle = self.current_run()

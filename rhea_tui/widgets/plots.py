@@ -29,6 +29,24 @@ PALETTE = (
 )
 
 
+LOG_LABEL = "log"
+
+
+def label_log_axis(drawing: Text) -> Text:
+    """Write 'log' in the blank corner below the y tick labels (the x tick row)."""
+    lines = drawing.split("\n")
+    last = lines[-1] if lines and lines[-1].plain.strip() else None
+    if last is None:
+        return drawing
+    blank = len(last.plain) - len(last.plain.lstrip(" "))
+    if blank >= len(LOG_LABEL) + 1:
+        corner = last[:blank]  # keeps the plot's colours, so no block of another background
+        label = Text(LOG_LABEL.ljust(blank), style=corner.style, spans=corner.spans)
+        label.stylize("italic", 0, len(LOG_LABEL))
+        lines[-1] = label + last[blank:]
+    return Text("\n").join(lines)
+
+
 class MetricPlot(PlotextPlot):
     """A titled line plot of {label: [(epoch, value), ...]}; redrawn only when data changes."""
 
@@ -81,8 +99,6 @@ class MetricPlot(PlotextPlot):
     def header(self, width: int, notes: list[Text]) -> list[Text]:
         """The title, the axis scale and a colour key per series, wrapped to `width`."""
         title = Text(self.title, style="bold")
-        if self.log_y:
-            title.append(" (log y)", style="dim")
         items = []
         if self.legend:
             for index, label in enumerate(self._series):
@@ -147,4 +163,7 @@ class MetricPlot(PlotextPlot):
         y_ticks = value_ticks(min(ys), max(ys), max(2, min(5, (plot_height - 3) // 2)), self.log_y)
         plt.yticks(y_ticks, [compact(v) for v in y_ticks])
         self.draws += 1
-        return Text("\n").join([*header, Text.from_ansi(plt.build())])
+        drawing = Text.from_ansi(plt.build())
+        if self.log_y:
+            drawing = label_log_axis(drawing)
+        return Text("\n").join([*header, drawing])

@@ -57,14 +57,14 @@ def test_every_command_prints_the_same_max_eln(rhea_home: Path) -> None:
     assert cell("max ELN") == "0.0009"
     assert cell(" lr") == "0.001"  # the configured rate, not the scheduler's 5e-06
     shown = flat(runner.invoke(app, ["show", "a"]).output)
-    assert "max ELN 9.000e-04 (max over epochs, test split)" in shown
+    assert "max ELN 9.000e-04 (test split, max over epochs)" in shown
     as_json = json.loads(runner.invoke(app, ["show", "a", "--json"]).output)
     assert as_json["max_eln_violation"] == 9e-4
     compared = json.loads(runner.invoke(app, ["compare", "a", "b", "--json"]).output)
     assert [e["max_ELN_violation"] for e in compared["table"]] == [9e-4, 4e-4]
     with Store(rhea_home) as store:
         summary = run_summary(store.get_run("a"))
-    assert re.search(r"max ELN violation 9\.000e-04 \(max over epochs, test split\)", summary)
+    assert re.search(r"max ELN violation 9\.000e-04 \(test split, max over epochs\)", summary)
 
 
 def test_ls_sweep_shows_the_swept_parameter(rhea_home: Path) -> None:

@@ -104,3 +104,27 @@ def test_tui_in_tmux_shows_runs_and_plot_axes(home: Path, colors: str) -> None:
         assert not term.alive(), "q did not quit the TUI"
     finally:
         term.kill()
+
+
+def test_tui_in_tmux_opens_an_empty_home(tmp_path: Path) -> None:
+    """A folder with no runs opens with first steps (it was refused), and stays untouched."""
+    home = tmp_path / "fresh"
+    home.mkdir()
+    env = {"TERM": "tmux-256color", "OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
+    term = Tmux(80, 24, f"{RHEA} tui --home {home}", env)
+    try:
+        text = term.wait(lambda s: "No runs in" in s and "Press n" in s)
+        footer = [line for line in text.splitlines() if line.strip()][-1]
+        assert footer.rstrip().endswith("q Quit"), footer  # whole at 80 columns
+        term.keys("n")
+        term.wait(lambda s: "New run" in s and "learning rate" in s)
+        term.keys("Escape")
+        term.wait(lambda s: "No runs in" in s)
+        term.keys("q")
+        deadline = time.monotonic() + 10
+        while term.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not term.alive(), "q did not quit the TUI"
+    finally:
+        term.kill()
+    assert list(home.iterdir()) == []

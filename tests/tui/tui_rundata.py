@@ -47,7 +47,7 @@ def epoch_metrics(epoch: int, scale: float = 1.0, lr: float = 1e-3) -> dict[str,
         "train_loss": scale * (0.5 * decay + 0.02),
         "test_loss": scale * (0.55 * decay + 0.025),
         "ELN_violation": 1e-3 * decay + 1e-6,
-        "ELN_violation_test": 1.3e-3 * decay + 2e-6,
+        "ELN_violation_test": scale * 1.3e-3 * decay + 2e-6,
         "learning_rate": lr * (0.5 if epoch > 30 else 1.0),
         "epoch_seconds": 90.0,
     }
