@@ -9,6 +9,7 @@ from pathlib import Path
 from clitext import flat
 from typer.testing import CliRunner
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 from rhea_tui.cli import app
@@ -40,7 +41,7 @@ def make_runs(home: Path) -> None:
                         },
                     )
                 writer.status("completed")
-        store.ingest()
+        refresh(store)
 
 
 def test_every_command_prints_the_same_max_eln(rhea_home: Path) -> None:

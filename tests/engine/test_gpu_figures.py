@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rhea_engine.runs.gpu import GpuSampler, physical_gpu, start_monitor
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter, read_events
 from rhea_engine.runs.store import Store
 
@@ -98,7 +99,7 @@ def test_a_worker_records_its_gpu_and_the_store_keeps_the_last_figures(tmp_path:
     assert device["process_memory"] == 12.3e9 and device["name"] == "NVIDIA H200"
     with RunWriter(row.path) as writer:
         writer.start(device="cuda:1", total_epochs=2, data=[], pid=1, host="elsewhere")
-    store.ingest()
+    refresh(store)
     gpu = store.get_run("on-gpu").gpu
     store.close()
     assert gpu is not None and gpu["devices"][0]["utilization"] == 87.0

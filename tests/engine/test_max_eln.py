@@ -11,6 +11,7 @@ import pytest
 import sqlite_utils
 
 from rhea_engine.runs import schema
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 
@@ -43,7 +44,7 @@ def test_max_over_epochs_of_the_test_violation_with_a_train_fallback(tmp_path: P
     with Store(tmp_path) as store:
         write_run(store, "tested", with_test=True)
         write_run(store, "imported", with_test=False)
-        store.ingest()
+        refresh(store)
         tested, imported = store.get_run("tested"), store.get_run("imported")
     assert tested.max_eln_violation == pytest.approx(9e-4)  # not the last epoch's 1e-4
     assert tested.max_eln_metric == "ELN_violation_test"
@@ -57,7 +58,7 @@ def test_ingest_in_pieces_rebuild_and_migration_agree(tmp_path: Path) -> None:
     with Store(home) as store:
         write_run(store, "tested", with_test=True)
         write_run(store, "imported", with_test=False)
-        store.ingest()
+        refresh(store)
         # one epoch at a time for a third run: the summary follows
         row = store.create_run({"epochs": 3}, name="live", status="running")
         with RunWriter(row.path) as writer:
@@ -65,7 +66,7 @@ def test_ingest_in_pieces_rebuild_and_migration_agree(tmp_path: Path) -> None:
             seen = []
             for epoch, value in enumerate([3e-4, 1e-4, 6e-4], start=1):
                 writer.epoch(epoch, {"ELN_violation_test": value, "ELN_violation": 1.0})
-                store.ingest()
+                refresh(store)
                 seen.append(store.get_run("live").max_eln_violation)
         assert seen == pytest.approx([3e-4, 3e-4, 6e-4])
         fresh = summaries(home)
@@ -77,7 +78,7 @@ def test_ingest_in_pieces_rebuild_and_migration_agree(tmp_path: Path) -> None:
     with Store(old) as store:
         write_run(store, "tested", with_test=True)
         write_run(store, "imported", with_test=False)
-        store.ingest()
+        refresh(store)
     with sqlite3.connect(old / "runs.db") as conn:
         db = sqlite_utils.Database(conn)
         for column in ("max_eln_metric", "epoch_seconds", "gpu"):

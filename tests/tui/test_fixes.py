@@ -14,6 +14,7 @@ from pathlib import Path
 from textual.widgets import Static
 from tui_rundata import NOW, epoch_metrics, fixed_clock, make_run, wait_for
 
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
@@ -64,7 +65,7 @@ async def test_export_reports_each_quantity_not_the_largest_parity_entry(home: P
     store = Store(home)
     with fixed_clock():
         run = make_run(store, "small", epochs=12, width=8)
-    store.ingest()
+    refresh(store)
     store.close()
     write_checkpoint(run, 12)
     app = make_app(home)
@@ -159,7 +160,7 @@ def make_eln_run(home: Path) -> tuple[float, float]:
             metrics.update(ELN_violation=5e-3 / epoch, ELN_violation_test=value)
             writer.epoch(epoch, metrics)
         writer.status("completed")
-    store.ingest()
+    refresh(store)
     store.close()
     return max(test_eln), test_eln[-1]
 
@@ -224,7 +225,7 @@ async def test_non_finite_epochs_of_a_diverging_run_are_marked(home: Path) -> No
                 metrics.update(test_loss=math.inf if epoch == 7 else math.nan)
             writer.epoch(epoch, metrics)
         writer.status("diverged", error="The loss became non-finite.", epoch=7, task="ndens")
-    store.ingest()
+    refresh(store)
     store.close()
     app = make_app(home)
     async with app.run_test(size=(120, 36)) as pilot:

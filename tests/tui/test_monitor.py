@@ -11,6 +11,7 @@ from textual.widgets import Input, Static, TextArea
 from tui_rundata import NOW, epoch_metrics, fixed_clock, make_run, wait_for
 
 from rhea_engine.runs.procs import this_host
+from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import STDOUT_FILE, RunWriter
 from rhea_engine.runs.store import Store
 from rhea_tui.actions import resume_point
@@ -79,7 +80,7 @@ async def test_grouping_shows_the_swept_parameters_best_loss_epoch_time_and_eta(
     with fixed_clock():
         make_run(store, "w-32", epochs=40, sweep="width", width=32)
         make_run(store, "w-128", epochs=40, sweep="width", width=128)
-    store.ingest()
+    refresh(store)
     store.close()
     app = make_app(home)
     async with app.run_test(size=(140, 30)) as pilot:
@@ -145,7 +146,7 @@ def gpu_run(home: Path) -> None:
         device = {"index": 3, "name": "NVIDIA H200", "utilization": 87.0}
         device |= {"memory_used": 40e9, "memory_total": 141e9, "process_memory": 12.3e9}
         writer.gpu([device])
-    store.ingest()
+    refresh(store)
     store.close()
 
 
@@ -282,7 +283,7 @@ async def test_footer_group_headers_and_esc_at_80_columns(home: Path) -> None:
 
 def test_resume_says_from_which_epoch(home: Path) -> None:
     with Store(home) as store:
-        store.ingest()
+        refresh(store)
         lr_c = store.get_run("lr-c")  # diverged at epoch 25, last checkpoint at 20
         broken = store.get_run("broken")
     assert resume_point(lr_c) == "from epoch 20; epochs 21-25 train again"
