@@ -104,7 +104,8 @@ class RheaApp(App[None]):
     def announce(self, rows: list[RunRow]) -> None:
         """A toast per run that ended (and the bell, when it is on)."""
         for row in rows:
-            severity = "error" if row.status in ("failed", "diverged", "lost") else "information"
+            bad = row.status in ("failed", "diverged", "lost", "missing")
+            severity = "error" if bad else "information"
             self.notify(news_text(row), title=f"Run {row.name}", severity=severity, markup=False)
         if rows and self.state.bell:
             self.bell()

@@ -19,7 +19,7 @@ from rhea_engine.vocabulary import ACTIVE_STATUSES
 from rhea_tui.live import PollRequest, PollResult, Series, poll, row_signature
 
 # A run that reaches one of these from queued or running is news: the TUI notifies it.
-NEWS_STATUSES = ("completed", "failed", "diverged", "lost", "pruned")
+NEWS_STATUSES = ("completed", "failed", "diverged", "lost", "pruned", "missing")
 NO_HOME_VERSION = -1  # the data version of a home without runs.db (a real one is >= 1)
 
 
