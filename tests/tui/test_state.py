@@ -132,3 +132,30 @@ def test_two_screens_watching_one_run_keep_it_until_both_close(home: Path) -> No
         assert "lr-a" not in state.series
     finally:
         state.close()
+
+
+def test_runs_that_end_are_news_once_and_what_ended_before_is_not(home: Path) -> None:
+    writer = live_run(home, "soon", 3)
+    state = TuiState(home)
+    try:
+        state.refresh()
+        assert state.take_news() == []  # broken, lr-c ended before the TUI looked
+        writer.status("completed")
+        writer.close()
+        state.refresh()
+        news = state.take_news()
+        assert [(r.name, r.status) for r in news] == [("soon", "completed")]
+        state.refresh()
+        assert state.take_news() == []
+    finally:
+        state.close()
+
+
+def test_a_folder_without_runs_reads_as_empty_and_is_left_alone(tmp_path: Path) -> None:
+    state = TuiState(tmp_path)
+    try:
+        assert state.refresh() is True and state.loaded and state.runs == []
+        assert state.refresh() is False
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        state.close()
