@@ -24,6 +24,13 @@ from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
 
 HERE = Path(__file__).parent
+GPU = {
+    "index": 0,
+    "name": "NVIDIA H100 80GB HBM3",
+    "memory_used": 31.4e9,
+    "memory_total": 85.0e9,
+    "process_memory": 29.8e9,
+}
 
 
 def metrics(epoch: int, lr: float, rng: random.Random, floor: float) -> dict[str, float]:
@@ -35,6 +42,7 @@ def metrics(epoch: int, lr: float, rng: random.Random, floor: float) -> dict[str
         "ELN_violation": (3e-4 * decay + 2e-6) * (1 + 0.1 * abs(rng.gauss(0, 1))),
         "ELN_violation_test": (3.5e-4 * decay + 3e-6) * (1 + 0.1 * abs(rng.gauss(0, 1))),
         "learning_rate": lr * (0.5 ** (epoch // 60)) * min(1.0, epoch / 10),
+        "epoch_seconds": 41.0 * (1 + 0.05 * rng.gauss(0, 1)),
     }
     for index, task in enumerate(TASKS):
         out[f"{task}_test_loss"] = ((0.3 + 0.1 * index) * decay + floor / (index + 2)) * noise
@@ -50,7 +58,8 @@ def build(home: Path) -> None:
         ("lr-3e-4", "lr-scan", 3e-4, 64, 200, 200, "completed", 0.022),
         ("lr-1e-4", "lr-scan", 1e-4, 64, 137, 200, "running", 0.020),
         ("lr-3e-3", "lr-scan", 3e-3, 64, 41, 200, "diverged", 0.05),
-        ("wide-128", None, 3e-4, 128, 12, 200, "failed", 0.02),
+        ("width-32", "width-scan", 3e-4, 32, 200, 200, "completed", 0.026),
+        ("wide-128", "width-scan", 3e-4, 128, 12, 200, "failed", 0.02),
     ]
     for index, (name, sweep, lr, width, done, total, status, floor) in enumerate(runs):
         cfg = {
@@ -85,8 +94,11 @@ def build(home: Path) -> None:
                 writer.epoch(epoch, values)
                 lines.append(
                     f"epoch {epoch}/{total}  train_loss {values['train_loss']:.4e}  "
-                    f"test_loss {values['test_loss']:.4e}  ELN {values['ELN_violation']:.2e}"
+                    f"test_loss {values['test_loss']:.4e}  "
+                    f"ELN_test {values['ELN_violation_test']:.2e}"
                 )
+                if live and epoch % 20 == 0:  # what the worker samples through NVML
+                    writer.gpu([GPU | {"utilization": 80.0 + epoch % 13}])
                 if epoch % 50 == 0:
                     writer.checkpoint(
                         epoch, row.path / "checkpoints" / f"epoch_{epoch:05d}.pt", "periodic"
@@ -171,7 +183,7 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
         await until(pilot, lambda: all(app.state.series.get(h) for h in sweep))
         await take("compare-screen")
         await pilot.press("escape")
-        table.move_cursor(row=5)
+        table.move_cursor(row=6)
         await pilot.press("enter")
         await until(pilot, lambda: "wide-128" in app.state.details)
         await take("run-screen-failed")
@@ -179,6 +191,14 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
         await pilot.pause()
         app.screen.query_one("#field-lr").value = "0"
         await take("new-run-form")
+        await pilot.press("escape", "escape", "w")
+        await take("runs-screen-grouped")
+        await pilot.press("w")
+        table.move_cursor(row=3)
+        await pilot.press("L")
+        await pilot.pause(0.5)
+        await pilot.press("slash", *"epoch 120", "enter")
+        await take("log-screen")
         await pilot.press("escape", "question_mark")
         await take("help")
         await pilot.press("escape", "slash", *"sweep = lr-scan and learning_rate < 5e-4")
@@ -187,6 +207,19 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
         await pilot.press(*" or")
         await take("runs-filter-error")
     return shots
+
+
+async def first_steps(home: Path, out: Path) -> Path:
+    """The runs screen of a folder without runs."""
+    from rhea_tui.app import RheaApp
+
+    app = RheaApp(home)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await until(pilot, lambda: app.state.loaded)
+        await asyncio.sleep(0.3)
+        svg = out / "first-steps.svg"
+        app.save_screenshot(str(svg))
+    return svg
 
 
 def main() -> None:
@@ -198,7 +231,13 @@ def main() -> None:
         build(home)
         svgs = asyncio.run(shoot(home, Path(tmp), (120, 34), True))
         svgs += asyncio.run(shoot(home, Path(tmp), (80, 24), False))
+        empty = Path(tmp) / "empty"
+        empty.mkdir()
+        svgs.append(asyncio.run(first_steps(empty, Path(tmp))))
         for svg in svgs:
+            # keep runs of spaces that start a text element (rsvg drops them otherwise)
+            text = svg.read_text().replace("<svg ", '<svg xml:space="preserve" ', 1)
+            svg.write_text(text)
             png = HERE / (svg.stem + ".png")
             subprocess.run([converter, "--zoom", "0.8", str(svg), "-o", str(png)], check=True)
             if shutil.which("pngquant"):  # a palette PNG is a quarter of the size
