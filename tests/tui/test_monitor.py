@@ -270,15 +270,17 @@ async def test_footer_group_headers_and_esc_at_80_columns(home: Path) -> None:
     said = recorder(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.state.loaded)
-        await pilot.pause()
-        assert "q Quit" in screen_text(app).splitlines()[-1]
+        await wait_for(pilot, lambda: "q Quit" in screen_text(app).splitlines()[-1])
         await pilot.press("w")
-        await pilot.pause()
-        assert "▾ lr (3)" in screen_text(app) and "↯1" in screen_text(app)
-        await pilot.press("down", "space", "space", "escape")
-        assert said[-1][0] == "Cleared 2 marks."
+        await wait_for(pilot, lambda: "▾ lr (3)" in screen_text(app))
+        assert "↯1" in screen_text(app)
+        await pilot.press("down", "space", "space")
+        assert len(app.screen.marked) == 2
         await pilot.press("escape")
-        assert said[-1][0] == "No filter or marks to clear."
+        await wait_for(pilot, lambda: "Cleared 2 marks." in [m for m, _ in said])
+        assert not app.screen.marked
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "No filter or marks to clear." in [m for m, _ in said])
 
 
 def test_resume_says_from_which_epoch(home: Path) -> None:

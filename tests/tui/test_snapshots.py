@@ -99,6 +99,8 @@ def test_new_run_form_with_error(snap_compare, home: Path) -> None:
         await _until(pilot, lambda: pilot.app.state.loaded)
         await pilot.press("n")
         await pilot.pause()
+        for field in pilot.app.screen.query("Input"):
+            field.cursor_blink = False  # a blinking cursor would make the picture vary
         await pilot.press("ctrl+a", "ctrl+k", *"-3")
 
     assert snap_compare(snap_app(home), terminal_size=(80, 24), run_before=run_before)
