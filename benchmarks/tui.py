@@ -235,6 +235,18 @@ def write_checkpoint(home: Path, handle: str) -> None:
     save_checkpoint(ckpt, run / "checkpoints" / "last.pt")
 
 
+def measure_export(home: Path, handle: str) -> None:
+    """The TUI's memory before and after it exports a run (the export runs in a child)."""
+    write_checkpoint(home, handle)
+    export = run_child("export", str(home), handle)
+    (rss0, peak0), (rss1, peak1) = export["before"], export["after"]
+    print(
+        f"export from the TUI (child process), memory of the TUI's process: resident "
+        f"{rss0:.0f} MB before, {rss1:.0f} MB after (peak {peak0:.0f} -> {peak1:.0f} MB); "
+        f"export took {export['s']:.1f} s"
+    )
+
+
 def run_child(*args: str) -> dict[str, float]:
     started, cpu0 = time.time(), os.times()
     out = subprocess.run(
@@ -340,14 +352,7 @@ def main() -> None:
                 f"({idle['cpu_s']:.2f} s CPU over {idle['wall_s']:.1f} s, {idle['polls']} polls)"
                 f"  (target < 3 %){shown}"
             )
-        write_checkpoint(home, "run1")
-        export = run_child("export", str(home), "run1")
-        (rss0, peak0), (rss1, peak1) = export["before"], export["after"]
-        print(
-            f"export from the TUI (child process), memory of the TUI's process: resident "
-            f"{rss0:.0f} MB before, {rss1:.0f} MB after (peak {peak0:.0f} -> {peak1:.0f} MB); "
-            f"export took {export['s']:.1f} s"
-        )
+        measure_export(home, "run1")
     finally:
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
