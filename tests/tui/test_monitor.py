@@ -4,6 +4,7 @@ sweep columns, the full-screen log, GPU figures, the form, copying, large termin
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -233,6 +234,55 @@ async def test_the_form_warns_before_training_on_a_login_node(
         form.query_one("#field-seed", Input).value = "7"
         await pilot.pause()
         assert not warning.display
+
+
+async def test_the_form_starts_a_grid_sweep_through_the_engine(
+    home: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    app = make_app(home)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await wait_for(pilot, lambda: app.state.loaded)
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, NewRunScreen)
+        values = {
+            "name": "formgrid",
+            "lr": "1e-3,3e-4",
+            "epochs": "1",
+            "batch_size": "250",
+            "samples": "500",
+            "width": "8",
+            "device": "cpu",
+            "data": str(tiny_data[0]),
+            "stable_data": str(tiny_data[1]),
+        }
+        for name, value in values.items():
+            form.query_one(f"#field-{name}", Input).value = value
+        await pilot.pause()
+        plan = str(form.query_one("#form-plan", Static).render())
+        assert "a grid sweep of 2 run(s), here" in plan, plan
+        assert str(form.query_one("#launch").label) == "Launch sweep (Ctrl+S)"
+        form.query_one("#field-slurm").value = True  # the Slurm path: planned, not submitted
+        form.query_one("#field-partition", Input).value = "debug"
+        form.query_one("#field-time", Input).value = "00:10:00"
+        await pilot.pause()
+        assert "on Slurm partition debug" in str(form.query_one("#form-plan", Static).render())
+        form.query_one("#field-slurm").value = False
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, NewRunScreen), timeout=30)
+    with Store(home) as store:
+        rows = {r.name: r.config["learning_rate"] for r in store.list_runs(sweep="formgrid")}
+        assert rows == {"formgrid-1": 1e-3, "formgrid-2": 3e-4}
+        spec = next(s for s in store.sweeps() if s["name"] == "formgrid")["spec"]
+        deadline = time.monotonic() + 120  # the supervisor runs both tiny trials to the end
+        while time.monotonic() < deadline:
+            refresh(store)
+            if all(r.is_final for r in store.list_runs(sweep="formgrid")):
+                break
+            time.sleep(0.5)
+        statuses = [r.status for r in store.list_runs(sweep="formgrid")]
+    assert spec["search"] == "grid" and statuses == ["completed", "completed"]
 
 
 # --- 12. copy, and the space large terminals have ----------------------------------------------
