@@ -195,6 +195,27 @@ def max_eln_description(row: RunRow) -> str:
     return "test split, max over epochs"
 
 
+# a sweep's Pareto front (rhea_engine.pareto): `rhea compare --pareto` and the TUI's compare
+FRONT_MARK = "★"
+FRONT_NOTE = f"{FRONT_MARK}: no other trial is better on every objective"
+
+
+def objective_label(name: str, direction: str) -> str:
+    """A sweep objective's column header, with which way is better."""
+    return f"{name} ({'max' if direction == 'maximize' else 'min'})"
+
+
+def left_out_text(left_out: list[dict[str, Any]]) -> str:
+    """The trials a Pareto front leaves out, and why, in one line ("" when none)."""
+    if not left_out:
+        return ""
+    trials = ", ".join(
+        f"{t['run']} ({t['status']}" + (f", no {'/'.join(t['missing'])})" if t["missing"] else ")")
+        for t in left_out
+    )
+    return f"Left out (not completed, or without every objective): {trials}"
+
+
 def parity_text(parity: dict[str, float]) -> str:
     """An export's parity check in words: the largest difference per predicted quantity."""
     return (

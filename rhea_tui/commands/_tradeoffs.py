@@ -10,9 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rhea_tui.common import console
-from rhea_tui.format import cell, sig
-
-FRONT_MARK = "★"
+from rhea_tui.format import FRONT_MARK, FRONT_NOTE, cell, left_out_text, objective_label, sig
 
 
 def _number(value: Any) -> str:
@@ -58,15 +56,14 @@ def show_pareto(result: dict[str, Any], as_json: bool, plots: bool) -> None:
         return
     names = result["objectives"]
     table = Table(
-        title=f"Pareto front of sweep {result['sweep']} ({FRONT_MARK}: no other trial is better "
-        "on every objective)",
+        title=f"Pareto front of sweep {result['sweep']} ({FRONT_NOTE})",
         title_justify="left",
         header_style="bold",
     )
     table.add_column("")
     table.add_column("run")
     for name, direction in zip(names, result["directions"], strict=True):
-        table.add_column(f"{name} ({'max' if direction == 'maximize' else 'min'})", justify="right")
+        table.add_column(objective_label(name, direction), justify="right")
     params = list(result["trials"][0]["params"]) if result["trials"] else []
     for param in params:
         table.add_column(param, justify="right")
@@ -81,12 +78,7 @@ def show_pareto(result: dict[str, Any], as_json: bool, plots: bool) -> None:
         )
     console.print(table)
     if result["left_out"]:
-        left = ", ".join(
-            f"{t['run']} ({t['status']}"
-            + (f", no {'/'.join(t['missing'])})" if t["missing"] else ")")
-            for t in result["left_out"]
-        )
-        console.print(f"Left out (not completed, or without every objective): {left}")
+        console.print(left_out_text(result["left_out"]))
     if plots:
         text = _plot(result, max(40, min(console.width, 120) - 4), 20)
         if text:

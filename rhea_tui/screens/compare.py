@@ -1,16 +1,30 @@
-"""CompareScreen: runs side by side (small multiples), overlaid, with differing parameters."""
+"""CompareScreen: runs side by side (small multiples), overlaid, with differing parameters,
+and a sweep's Pareto front when it has several objectives."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, VerticalScroll
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from rhea_engine.compare import differing_params, evaluation_table, metric_table
+from rhea_engine.errors import RheaError
 from rhea_engine.runs.store import RunRow
-from rhea_tui.format import TRAIN_ELN_MARK, cell, compact, status_text
+from rhea_tui.format import (
+    FRONT_MARK,
+    FRONT_NOTE,
+    TRAIN_ELN_MARK,
+    cell,
+    compact,
+    left_out_text,
+    objective_label,
+    status_text,
+)
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.plots import MetricPlot
@@ -30,8 +44,20 @@ def number(value: float | None) -> str:
     return compact(value, 3)
 
 
+def sweep_front(store: Any, sweep: str) -> dict[str, Any] | None:
+    """The sweep's trade-offs (rhea_engine.pareto) when it has several objectives, else None.
+    Latencies are the ones measured when the trials ended: nothing is timed here."""
+    from rhea_engine.pareto import sweep_tradeoffs
+    from rhea_engine.sweep.trials import objectives_of, sweep_entry
+
+    if len(objectives_of(sweep_entry(store, sweep).get("spec") or {})) < 2:
+        return None
+    return sweep_tradeoffs(store, sweep, measure=False)
+
+
 class CompareScreen(StateScreen):
-    """Marked runs or a sweep: one small plot per run, one overlaid plot, and two tables."""
+    """Marked runs or a sweep: one small plot per run, one overlaid plot, the tables, and a
+    sweep's Pareto front when it has several objectives."""
 
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
@@ -50,6 +76,7 @@ class CompareScreen(StateScreen):
         self.sweep = sweep
         self.metric_index = 0
         self._table_key: tuple[object, ...] = ()
+        self._front_key: tuple[str, ...] | None = None  # the completed runs of the last front
 
     @property
     def metric(self) -> str:
@@ -70,6 +97,10 @@ class CompareScreen(StateScreen):
                 "[b]final evaluation[/b] (model vs Box3D vs identity)", classes="cmp-heading"
             )
             yield DataTable(id="cmp-eval", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="cmp-pareto"):
+                yield Static("", id="cmp-pareto-title", classes="cmp-heading")
+                yield DataTable(id="cmp-pareto-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="cmp-pareto-left")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -112,6 +143,10 @@ class CompareScreen(StateScreen):
             self.fill_params(rows)
             self.fill_metrics(rows)
             self.fill_evaluation(rows)
+        completed = tuple(r.name for r in rows if r.status == "completed")
+        if self.sweep is not None and completed != self._front_key:
+            self._front_key = completed  # a trial that completes may move the front
+            self.load_front(self.sweep)
 
     def fill_params(self, rows: list[RunRow]) -> None:
         table = self.query_one("#cmp-params", DataTable)
@@ -164,6 +199,50 @@ class CompareScreen(StateScreen):
             table.add_row(
                 entry["label"], *(number(values.get(q)) for q in evaluation["quantities"])
             )
+
+    @work(thread=True, exclusive=True, group="pareto", exit_on_error=False)
+    def load_front(self, sweep: str) -> None:
+        try:
+            result = sweep_front(self.state.store, sweep)
+        except RheaError as exc:
+            result = {"error": exc.message}
+        self.app.call_from_thread(self.fill_front, result)
+
+    def fill_front(self, result: dict[str, Any] | None) -> None:
+        """The trials with their objective values, the front first and marked."""
+        if not self.is_mounted:
+            return
+        self.query_one("#cmp-pareto").set_class(result is not None, "shown")
+        if result is None:
+            return
+        title = self.query_one("#cmp-pareto-title", Static)
+        table = self.query_one("#cmp-pareto-table", DataTable)
+        table.clear(columns=True)
+        if "error" in result:
+            title.update(Text(f"Pareto front: {result['error']}"))
+            return
+        title.update(f"[b]Pareto front[/b] [dim]({FRONT_NOTE})[/dim]")
+        trials = result["trials"]
+        params = list(trials[0]["params"]) if trials else []
+        for column in ["", "run"]:
+            table.add_column(column)
+        for name, direction in zip(result["objectives"], result["directions"], strict=True):
+            table.add_column(objective_label(name, direction))
+        for param in params:
+            table.add_column(param)
+        if not trials:
+            table.add_row("", "(no completed trial has every objective yet)")
+        for trial in sorted(trials, key=lambda t: (not t["front"], t["values"][0])):
+            style = "bold" if trial["front"] else "dim"
+            table.add_row(
+                FRONT_MARK if trial["front"] else "",
+                Text(trial["run"], style=style),
+                *(Text(number(v), style=style) for v in trial["values"]),
+                *(cell(trial["params"].get(p), number) for p in params),
+            )
+        self.query_one("#cmp-pareto-left", Static).update(
+            Text(left_out_text(result["left_out"]), style="dim")
+        )
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import DataTable, Input, Static, TextArea
 from tui_rundata import NOW, epoch_metrics, fixed_clock, make_run, wait_for
 
 from rhea_engine.runs.procs import this_host
@@ -340,3 +340,50 @@ def test_resume_says_from_which_epoch(home: Path) -> None:
         broken = store.get_run("broken")
     assert resume_point(lr_c) == "from epoch 20; epochs 21-25 train again"
     assert resume_point(broken) == "from scratch (no checkpoint)"
+
+
+# --- the sweep comparison's Pareto front (rhea_engine.pareto) ---------------------------------
+def make_sweep(home: Path, name: str, objectives: list[str], points: dict[str, tuple]) -> None:
+    """A sweep whose trials reach (test loss, test ELN violation); None: still running."""
+    with Store(home) as store:
+        spec = {"objectives": [{"name": o, "direction": "minimize"} for o in objectives]}
+        store.create_sweep(name, spec)
+        for run, point in points.items():
+            row = store.create_run({"learning_rate": len(run) * 1e-4}, name=run, sweep=name)
+            assert row.path is not None
+            with RunWriter(row.path) as writer:
+                writer.start(pid=1, host="elsewhere", device="cpu", total_epochs=1, data=[])
+                if point is None:
+                    continue
+                writer.epoch(1, {"test_loss": point[0], "ELN_violation_test": point[1]})
+                writer.status("completed")
+        refresh(store)
+
+
+async def test_a_sweep_with_two_objectives_shows_its_pareto_front(tmp_path: Path) -> None:
+    from rhea_tui.screens.compare import CompareScreen
+
+    home = tmp_path / "home"
+    home.mkdir()
+    points = {"t-a": (0.1, 3e-3), "t-bb": (0.2, 1e-3), "t-ccc": (0.3, 2e-3), "t-dddd": None}
+    make_sweep(home, "two", ["test_loss", "eln_violation"], points)
+    make_sweep(home, "one", ["test_loss"], {"u-a": (0.1, 3e-3), "u-bb": (0.2, 1e-3)})
+    app = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.loaded)
+        await app.push_screen(CompareScreen(app.state, list(points), "sweep:two", sweep="two"))
+        await wait_for(pilot, lambda: app.screen.query_one("#cmp-pareto").has_class("shown"))
+        table = app.screen.query_one("#cmp-pareto-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        header = [str(c.label) for c in table.columns.values()]
+        assert header[:4] == ["", "run", "test_loss (min)", "eln_violation (min)"]
+        assert "learning_rate" in header  # the swept parameter beside the objectives
+        marks = {str(table.get_row_at(i)[1]): table.get_row_at(i)[0] for i in range(3)}
+        assert marks == {"t-a": "★", "t-bb": "★", "t-ccc": ""}  # t-ccc: t-bb beats it on both
+        left = str(app.screen.query_one("#cmp-pareto-left", Static).render())
+        assert "t-dddd (running" in left
+        await pilot.press("escape")
+        await app.push_screen(CompareScreen(app.state, ["u-a", "u-bb"], "sweep:one", sweep="one"))
+        await wait_for(pilot, lambda: app.screen.query_one("#cmp-metrics", DataTable).row_count)
+        await pilot.pause(0.3)
+        assert not app.screen.query_one("#cmp-pareto").has_class("shown")  # one objective
