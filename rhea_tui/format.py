@@ -178,6 +178,7 @@ def total_epochs(row: RunRow) -> int | None:
 # --- the figures behind a few words ---------------------------------------------------------
 # "max ELN" is defined once, in rhea_engine.vocabulary.MAX_ELN_METRICS; a run that recorded
 # only the training split's violation gets this mark beside the figure.
+MAX_ELN_LABEL = "max ELN"  # the one name of the figure, in every front end
 TRAIN_ELN_MARK = "*"
 TRAIN_ELN_NOTE = "* train ELN: the run recorded no test ELN violation"
 
@@ -345,10 +346,9 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("best", "best", lambda r, now: r.best_test_loss, kind="number"),
     RunColumn(
         "eln",
-        "ELN max",
+        MAX_ELN_LABEL,
         lambda r, now: r.max_eln_violation,
         kind="number",
-        cli_label="max ELN",
         write=max_eln_text,
     ),
     # the configured rate; the scheduler's current one is "lr now"

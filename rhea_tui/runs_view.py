@@ -9,7 +9,7 @@ from typing import Any
 
 from rhea_engine.runs.store import RunRow
 from rhea_tui.filtering import TypedFilter, passes, read_filter
-from rhea_tui.format import RUN_COLUMNS, RunColumn, tui_columns
+from rhea_tui.format import MAX_ELN_LABEL, RUN_COLUMNS, RunColumn, tui_columns
 
 # (column key, label): the sort keys `o` cycles through; values come from the columns
 SORTS = (
@@ -17,7 +17,7 @@ SORTS = (
     ("test", "test loss"),
     ("best", "best test loss"),
     ("train", "train loss"),
-    ("eln", "ELN max"),
+    ("eln", MAX_ELN_LABEL),
     ("lr", "lr"),
     ("epoch", "epoch"),
     ("eta", "ETA"),

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from rhea_engine.strict_json import json_safe
 from rhea_tui.common import HomeOpt, WhereOpt, console, die, resolve_home
-from rhea_tui.format import TRAIN_ELN_MARK, cell, compact, epoch_ticks, value_ticks
+from rhea_tui.format import MAX_ELN_LABEL, TRAIN_ELN_MARK, cell, compact, epoch_ticks, value_ticks
 
 
 def _plot(result: dict[str, Any], metric: str, width: int, height: int) -> str | None:
@@ -84,7 +84,7 @@ def metrics_table(result: dict[str, Any], metric: str) -> Table:
         "last train",
         "last test",
         "best test (epoch)",
-        "max ELN",
+        MAX_ELN_LABEL,
         *(f"{which} {metric}" for which in chosen),
     ]
     for column in columns:

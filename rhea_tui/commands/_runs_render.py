@@ -14,6 +14,7 @@ from rich.text import Text
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
 from rhea_tui.format import (
+    MAX_ELN_LABEL,
     TRAIN_ELN_MARK,
     TRAIN_ELN_NOTE,
     cli_columns,
@@ -210,7 +211,7 @@ def run_details(
     if row.git_commit:
         head.add_row("git", row.git_commit[:12] + (" (dirty)" if row.git_dirty else ""))
     head.add_row("directory", str(row.path))
-    head.add_row("max ELN", f"{max_eln_text(row, sci)}  ({max_eln_description(row)})")
+    head.add_row(MAX_ELN_LABEL, f"{max_eln_text(row, sci)}  ({max_eln_description(row)})")
     if row.epoch_seconds:
         eta = eta_seconds(row)
         left = f", {duration(eta)} to go" if eta else ""

@@ -14,7 +14,7 @@ from rich.table import Table
 from rhea_tui.commands._compare import compare
 from rhea_tui.commands.importing import import_
 from rhea_tui.common import HomeOpt, console, err_console, handle_errors, resolve_home
-from rhea_tui.format import cell, status_text
+from rhea_tui.format import MAX_ELN_LABEL, cell, max_eln_text, status_text
 
 _SHORT = {
     "learning_rate": "lr",
@@ -60,7 +60,7 @@ def _runs_table(
         *(_SHORT.get(p, p) for p in params),
         "train loss",
         "test loss",
-        "max ELN",
+        MAX_ELN_LABEL,
     ):
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
@@ -72,7 +72,7 @@ def _runs_table(
             *(cell(params[p].get(row.name)) for p in params),
             cell(row.last_train_loss),
             cell(row.last_test_loss),
-            cell(row.max_eln_violation),
+            max_eln_text(row, cell),
         )
     return table
 

@@ -18,6 +18,7 @@ from rhea_engine.runs.store import RunRow
 from rhea_tui.format import (
     FRONT_MARK,
     FRONT_NOTE,
+    MAX_ELN_LABEL,
     TRAIN_ELN_MARK,
     cell,
     compact,
@@ -164,7 +165,16 @@ class CompareScreen(StateScreen):
         table = self.query_one("#cmp-metrics", DataTable)
         table.clear(columns=True)
         entries = metric_table(rows, self.state.series, "test_loss")
-        columns = ["run", "status", "epoch", "best test", "@", "last test", "last train", "ELN max"]
+        columns = [
+            "run",
+            "status",
+            "epoch",
+            "best test",
+            "@",
+            "last test",
+            "last train",
+            MAX_ELN_LABEL,
+        ]
         for column in columns:
             table.add_column(column)
         best = min(

@@ -11,7 +11,14 @@ from textual.widgets import Footer, Static
 from rhea_engine.runs.store import RunRow
 from rhea_engine.vocabulary import TASKS
 from rhea_tui import actions
-from rhea_tui.format import compact, epochs_done, max_eln_text, status_label, status_style
+from rhea_tui.format import (
+    MAX_ELN_LABEL,
+    compact,
+    epochs_done,
+    max_eln_text,
+    status_label,
+    status_style,
+)
 from rhea_tui.screens.base import StateScreen
 from rhea_tui.state import TuiState
 from rhea_tui.widgets.details import details_panel, log_text
@@ -108,7 +115,7 @@ class RunScreen(StateScreen):
             f"epoch {epochs_done(row)}",
             f"test {compact(row.last_test_loss)}",
             f"best {compact(row.best_test_loss)}",
-            f"ELN max {max_eln_text(row, compact)}",
+            f"{MAX_ELN_LABEL} {max_eln_text(row, compact)}",
             f"lr {compact(row.config.get('learning_rate'))}",
             f"lr now {compact(row.learning_rate)}",
         ]

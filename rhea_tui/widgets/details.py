@@ -13,6 +13,7 @@ from rich.text import Text
 from rhea_engine.config import default_config
 from rhea_engine.runs.store import RunRow
 from rhea_tui.format import (
+    MAX_ELN_LABEL,
     age,
     compact,
     duration,
@@ -81,7 +82,7 @@ def status_table(row: RunRow, now: float) -> Table:
         info.add_row("git", row.git_commit[:10] + (" (dirty)" if row.git_dirty else ""))
     info.add_row("best test", compact(row.best_test_loss, 3))
     eln = max_eln_text(row, lambda v: compact(v, 3))
-    info.add_row("ELN max", Text.assemble(eln, (f"  {max_eln_description(row)}", "dim")))
+    info.add_row(MAX_ELN_LABEL, Text.assemble(eln, (f"  {max_eln_description(row)}", "dim")))
     learning_rate = compact(row.config.get("learning_rate"), 3)
     info.add_row("lr", f"{learning_rate} set, {compact(row.learning_rate, 3)} now")
     if row.epoch_seconds:

@@ -175,7 +175,7 @@ async def test_eln_max_is_the_test_violation_over_all_epochs(home: Path) -> None
         await goto(pilot, "eln")
         await pilot.press("enter")
         title = app.screen.query_one("#run-title", Static)
-        await wait_for(pilot, lambda: "ELN max 9.0e-4" in str(title.render()))
+        await wait_for(pilot, lambda: "max ELN 9.0e-4" in str(title.render()))
     assert app.state.row("eln").max_eln_violation == peak != last
 
 
