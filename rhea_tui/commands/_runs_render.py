@@ -96,19 +96,22 @@ def runs_table(
     return text
 
 
-def no_runs_text(every: list[RunRow], sweep: str | None, status: str | None) -> str:
-    """Why `rhea ls` lists nothing: an empty home, or a filter that matches no run."""
+def no_runs_text(
+    every: list[RunRow], sweep: str | None, status: str | None, where: str | None = None
+) -> str:
+    """Why `rhea ls` lists nothing: an empty home, or filters that match no run."""
     if not every:
         return "No runs yet. Start one with `rhea run`."
-    where = [f"in sweep {sweep}"] if sweep else []
-    where += [f"with status {status}"] if status else []
+    asked = [f"sweep {sweep}"] if sweep else []
+    asked += [f"status {status}"] if status else []
+    asked += [f"--where {where}"] if where else []
     counts: dict[str, int] = {}
     for row in every:
         if sweep is None or row.sweep == sweep:
             counts[row.status] = counts.get(row.status, 0) + 1
     have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none in that sweep"
     return (
-        f"No runs {' '.join(where)}; this home has {len(every)} run(s) ({have}). "
+        f"No run matches ({', '.join(asked)}); this home has {len(every)} run(s) ({have}). "
         "`rhea ls` lists them all."
     )
 

@@ -263,10 +263,10 @@ def ls(
     )
     if as_json:
         print(json.dumps([render.row_json(r) for r in rows], indent=2))
-    elif not rows and (sweep or status or where):
-        err_console.print("No run matches; `rhea ls` lists them all.")
     elif not rows:
-        err_console.print(render.no_runs_text(store.list_runs(), sweep, status))
+        err_console.print(
+            render.no_runs_text(store.list_runs(), sweep, status, where), markup=False
+        )
     else:
         params = _swept(rows) if sweep is not None else []
         table = render.runs_table(rows, width=console.width, params=params)

@@ -86,7 +86,7 @@ def test_ls_with_a_filter_that_matches_nothing_says_so(rhea_home: Path) -> None:
     assert result.exit_code == 0
     text = flat(result.output)
     assert "No runs yet" not in text
-    assert "No runs with status running; this home has 3 run(s) (3 completed)" in text
+    assert "No run matches (status running); this home has 3 run(s) (3 completed)" in text
     empty = rhea_home / "empty"
     empty.mkdir()
     Store(empty).close()
