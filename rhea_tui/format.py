@@ -363,7 +363,7 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
         "device", "device", lambda r, now: r.device or r.config.get("device"), tui_from=WIDER
     ),
     RunColumn("age", "age", _started_ago, kind="age"),
-    RunColumn("tags", "tags", lambda r, now: tags_text(r), tui_from=WIDE, sparse=True),
+    RunColumn("tags", "tags", lambda r, now: tags_text(r), tui_from=WIDER, sparse=True),
 )
 PARAM_PREFIX = "param:"
 

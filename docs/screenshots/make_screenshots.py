@@ -147,6 +147,13 @@ async def until(pilot, predicate) -> None:  # type: ignore[no-untyped-def]
     raise RuntimeError("screen never got its data")
 
 
+def write_svg(app, svg: Path) -> None:  # type: ignore[no-untyped-def]
+    """The app's screen as SVG. rsvg-convert draws Textual's no-break spaces with no width:
+    plain spaces, kept as they are, put indented cells and carets where the terminal has them."""
+    text = app.export_screenshot().replace("&#160;", " ")
+    svg.write_text(text.replace("<svg ", '<svg xml:space="preserve" ', 1))
+
+
 async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool) -> list[Path]:
     """Walk through the screens at one terminal size, saving an SVG of each."""
     from rhea_tui.app import RheaApp
@@ -159,10 +166,7 @@ async def shoot(home: Path, out: Path, size: tuple[int, int], every_screen: bool
     async def take(name: str) -> None:
         await asyncio.sleep(0.3)
         svg = out / f"{name}{suffix}.svg"
-        # rsvg-convert draws Textual's no-break spaces with no width: plain spaces, kept
-        # as they are, put indented cells and carets where the terminal has them
-        text = app.export_screenshot().replace("&#160;", " ")
-        svg.write_text(text.replace("<svg ", '<svg xml:space="preserve" ', 1))
+        write_svg(app, svg)
         shots.append(svg)
 
     async with app.run_test(size=size) as pilot:
@@ -218,7 +222,7 @@ async def first_steps(home: Path, out: Path) -> Path:
         await until(pilot, lambda: app.state.loaded)
         await asyncio.sleep(0.3)
         svg = out / "first-steps.svg"
-        app.save_screenshot(str(svg))
+        write_svg(app, svg)
     return svg
 
 
@@ -235,9 +239,6 @@ def main() -> None:
         empty.mkdir()
         svgs.append(asyncio.run(first_steps(empty, Path(tmp))))
         for svg in svgs:
-            # keep runs of spaces that start a text element (rsvg drops them otherwise)
-            text = svg.read_text().replace("<svg ", '<svg xml:space="preserve" ', 1)
-            svg.write_text(text)
             png = HERE / (svg.stem + ".png")
             subprocess.run([converter, "--zoom", "0.8", str(svg), "-o", str(png)], check=True)
             if shutil.which("pngquant"):  # a palette PNG is a quarter of the size

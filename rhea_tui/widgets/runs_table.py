@@ -70,14 +70,17 @@ class RunsTable(DataTable[Text]):
         self.columns_shown: list[RunColumn] = []
         self._layout: list[str] = []
         self._cells: dict[str, list[Text]] = {}
-        self._widths: dict[str, int] = {}
+        # widths each column has grown to, per view (flat or grouped: group headers are long)
+        self._widths: dict[tuple[bool, str], int] = {}
+        self._grouped = False
 
     def _rebuild_columns(self, columns: Sequence[RunColumn]) -> None:
         """Columns get fixed widths (grown to fit the data), so every row renders whole."""
         self.clear(columns=True)
         self.columns_shown = list(columns)
         for column in columns:
-            width = min(MAX_WIDTH, max(len(column.label), self._widths.get(column.key, 0)))
+            grown = self._widths.get((self._grouped, column.key), 0)
+            width = min(MAX_WIDTH, max(len(column.label), grown))
             self.add_column(column.label, key=column.key, width=width)
         self._layout = []
         self._cells = {}
@@ -106,11 +109,12 @@ class RunsTable(DataTable[Text]):
         else:
             wanted = [(r.name, row_cells(r, r.name in marked, now, columns)) for r in rows]
         column_keys = [column.key for column in columns]
-        grown = False
+        grown = group != self._grouped
+        self._grouped = group
         for _, cells in wanted:  # group headers too, so "▾ NAME (n)" is never cut
             for column, cell in zip(column_keys, cells, strict=False):
-                if cell.cell_len > self._widths.get(column, 0):
-                    self._widths[column] = cell.cell_len
+                if cell.cell_len > self._widths.get((group, column), 0):
+                    self._widths[group, column] = cell.cell_len
                     grown = True
         if grown or column_keys != [c.key for c in self.columns_shown] or not self.columns:
             old_layout = self._layout

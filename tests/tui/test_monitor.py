@@ -87,6 +87,7 @@ async def test_grouping_shows_the_swept_parameters_best_loss_epoch_time_and_eta(
     async with app.run_test(size=(140, 30)) as pilot:
         await wait_for(pilot, lambda: app.state.row("w-128") is not None)
         table = app.screen.query_one(RunsTable)
+        flat_width = table.columns["run"].width
         keys = [c.key for c in table.columns_shown]
         assert "param:width" not in keys and {"best", "epoch_s", "eta"} <= set(keys)
         assert str(table.get_cell("live", "eta")).strip() == "42m00s"  # 28 epochs x 90 s
@@ -98,6 +99,10 @@ async def test_grouping_shows_the_swept_parameters_best_loss_epoch_time_and_eta(
         assert str(table.get_cell("w-32", "epoch_s")).strip() == "1m30s"
         header = table.get_cell("sweep:width", "run")
         assert str(header) == "▾ width (2)"
+        assert table.columns["run"].width > flat_width  # the group headers are longer
+        await pilot.press("w")  # back to the flat list: its columns as narrow as before
+        await pilot.pause()
+        assert table.columns["run"].width == flat_width
 
 
 # --- 9. the full-screen log ------------------------------------------------------------------
