@@ -9,7 +9,7 @@ def test_keys_reach_the_cli_the_sweeps_and_the_form() -> None:
     from rhea_engine import sweep
     from rhea_engine.config import resolve
     from rhea_tui.cli import app
-    from rhea_tui.screens.new_run import form_defaults, validate
+    from rhea_tui.form import FieldError, form_defaults, read_form, resolve_run
 
     help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
     assert "--architecture" in help_text and "--symmetry" in help_text
@@ -23,8 +23,11 @@ def test_keys_reach_the_cli_the_sweeps_and_the_form() -> None:
     ]
     form = form_defaults()
     assert (form["architecture"], form["symmetry"]) == ("transfer", "none")
-    resolved, field, error = validate({**form, "symmetry": "full"})
-    assert error is None and resolved is not None
+    resolved = resolve_run(read_form({**form, "symmetry": "full"}))
     assert resolved["symmetry"] == "full" and not resolved["average_heavies_in_final_state"]
-    _, field, error = validate({**form, "architecture": "graph"})
-    assert field == "architecture" and error is not None
+    try:
+        resolve_run(read_form({**form, "architecture": "graph"}))
+    except FieldError as error:
+        assert error.field == "architecture" and "graph" in error.message
+    else:
+        raise AssertionError("an unknown architecture was accepted")
