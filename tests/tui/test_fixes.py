@@ -19,9 +19,10 @@ from rhea_engine.runs.rundir import RunWriter
 from rhea_engine.runs.store import Store
 from rhea_engine.vocabulary import TASKS
 from rhea_tui.app import RheaApp
+from rhea_tui.format import epoch_ticks
 from rhea_tui.screens.dialogs import ConfirmScreen
 from rhea_tui.screens.run import RunScreen
-from rhea_tui.widgets.plots import MetricPlot, epoch_ticks
+from rhea_tui.widgets.plots import MetricPlot
 from rhea_tui.widgets.runs_table import RunsTable
 
 
