@@ -244,9 +244,11 @@ def run_details(
         for label, text in imported:
             upstream.add_row(label, text)
         parts.append(Panel(upstream, title="imported from upstream", title_align="left"))
-    parts.append(
-        Panel(metrics_table(series, every=bool(imported)), title="metrics", title_align="left")
-    )
+    from rhea_engine.tracking import is_script_run
+
+    # an import's columns and a script's metric names are their own: list every one
+    every = bool(imported) or (row.path is not None and is_script_run(row.path))
+    parts.append(Panel(metrics_table(series, every=every), title="metrics", title_align="left"))
     if row.checkpoints:
         checkpoints = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("epoch", "kind", "path"):
@@ -288,7 +290,7 @@ def config_table(row: RunRow, defaults: dict[str, Any]) -> Table:
 
 
 def metrics_table(series: dict[str, list[tuple[int, float]]], every: bool = False) -> Table:
-    """Last and best of the main metrics; with `every`, of all (an import's own columns)."""
+    """Last and best of the main metrics; with `every`, of all (an import's or a script's own)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column, justify in (
         ("metric", "left"),

@@ -65,6 +65,11 @@ def test_rhea_ls_follows_a_script_run(rhea_home: Path, tmp_path: Path) -> None:
     assert (row["status"], row["last_epoch"], row["best_test_loss"]) == ("completed", 4, 0.375)
     shown = runner.invoke(app, ["show", "run1", "--home", str(rhea_home)])
     assert shown.exit_code == 0 and "completed" in shown.output
+    # the script's own metric is listed with its last and best value
+    assert any(
+        line.split()[:3] == ["residual_norm", "4.000e-01", "1.000e-01"]
+        for line in [" ".join(raw.strip("│ ").split()) for raw in shown.output.splitlines()]
+    )
     out = tmp_path / "own.svg"
     plotted = runner.invoke(  # a metric name of its own
         app, ["plot", "run1", "-m", "residual_norm", "-o", str(out), "--home", str(rhea_home)]
