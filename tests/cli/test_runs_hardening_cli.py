@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import subprocess
@@ -14,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clitext import flat
+from clitext import answer_prompt, flat
 from typer.testing import CliRunner
 
 from rhea_engine import config as config_mod
@@ -133,37 +131,13 @@ def test_rm_of_a_sweep_frees_its_name(rhea_home: Path) -> None:
     store.create_sweep("scan", {})  # the name is free again
 
 
-def _answer_prompt(home: Path, args: list[str], answer: bytes) -> str:
-    """Run the real `rhea` in a terminal, answer its question, return what it showed."""
-    rhea_bin = Path(sys.executable).parent / "rhea"
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [str(rhea_bin), *args, "--home", str(home)], stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 60
-    while b"?" not in shown and time.monotonic() < deadline:
-        if select.select([master], [], [], 0.5)[0]:
-            shown += os.read(master, 4096)
-    os.write(master, answer)
-    process.wait(timeout=60)
-    try:
-        while select.select([master], [], [], 0.2)[0]:
-            shown += os.read(master, 4096)
-    except OSError:
-        pass
-    os.close(master)
-    return shown.decode(errors="replace")
-
-
 def test_rm_asks_in_the_singular_for_one_run(rhea_home: Path) -> None:
     store = Store(rhea_home)
     for name in ("one", "two"):
         completed_run(store, name)
-    shown = _answer_prompt(rhea_home, ["rm", "one"], b"n\n")
+    shown = answer_prompt(rhea_home, ["rm", "one"], b"n\n")
     assert "Delete one and its directory?" in shown, shown
-    shown = _answer_prompt(rhea_home, ["rm", "one", "two"], b"n\n")
+    shown = answer_prompt(rhea_home, ["rm", "one", "two"], b"n\n")
     assert "Delete one, two and their directories?" in shown, shown
     assert [r.name for r in store.list_runs()] == ["one", "two"]
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from clitext import flat
+from clitext import answer_prompt, flat
 from typer.testing import CliRunner
 
 from rhea_engine.runs.refresh import refresh
@@ -153,36 +148,12 @@ def test_rm_where_refuses_runs_that_may_still_train(home: Path) -> None:
     assert {"live", "solo"} <= {r.name for r in Store(home).list_runs()}
 
 
-def _answer_prompt(home: Path, args: list[str], answer: bytes) -> str:
-    """Run the real `rhea` in a terminal, answer its question, return what it showed."""
-    rhea_bin = Path(sys.executable).parent / "rhea"
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [str(rhea_bin), *args, "--home", str(home)], stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 60
-    while b"?" not in shown and time.monotonic() < deadline:
-        if select.select([master], [], [], 0.5)[0]:
-            shown += os.read(master, 4096)
-    os.write(master, answer)
-    process.wait(timeout=60)
-    try:
-        while select.select([master], [], [], 0.2)[0]:
-            shown += os.read(master, 4096)
-    except OSError:
-        pass
-    os.close(master)
-    return shown.decode(errors="replace")
-
-
 def test_rm_where_lists_the_matches_and_asks(home: Path) -> None:
-    shown = _answer_prompt(home, ["rm", "--where", "status = failed"], b"n\n")
+    shown = answer_prompt(home, ["rm", "--where", "status = failed"], b"n\n")
     assert "2 runs:" in shown and "scan-3" in shown and "broken" in shown, shown
     assert "Delete scan-3, broken and their directories?" in shown
     assert len(Store(home).list_runs()) == 5  # answered no
-    shown = _answer_prompt(home, ["rm", "--where", "status = failed"], b"y\n")
+    shown = answer_prompt(home, ["rm", "--where", "status = failed"], b"y\n")
     assert "Deleted broken." in shown, shown
     assert [r.name for r in Store(home).list_runs()] == ["scan-1", "scan-2", "solo"]
 

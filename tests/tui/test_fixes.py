@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from textual.widgets import Static
-from tui_rundata import NOW, epoch_metrics, fixed_clock, make_run, wait_for
+from tui_rundata import NOW, epoch_metrics, fixed_clock, goto, make_run, screen_text, wait_for
 
 from rhea_engine.runs.refresh import refresh
 from rhea_engine.runs.rundir import RunWriter
@@ -28,20 +28,6 @@ from rhea_tui.widgets.runs_table import RunsTable
 
 def make_app(home: Path) -> RheaApp:
     return RheaApp(home, clock=lambda: NOW, poll_interval=0.25)
-
-
-async def goto(pilot, handle: str) -> RunsTable:  # type: ignore[no-untyped-def]
-    table = pilot.app.screen.query_one(RunsTable)
-    await wait_for(pilot, lambda: handle in table._layout)
-    table.move_cursor(row=table._layout.index(handle))
-    await pilot.pause()
-    return table
-
-
-def screen_text(app: RheaApp) -> str:
-    """The screen as plain text, line by line (what a terminal would show)."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 # --- 1. the export's notification -----------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Static, TextArea
-from tui_rundata import NOW, epoch_metrics, fixed_clock, make_run, wait_for
+from tui_rundata import NOW, epoch_metrics, fixed_clock, goto, make_run, screen_text, wait_for
 
 from rhea_engine.runs.procs import this_host
 from rhea_engine.runs.refresh import refresh
@@ -39,19 +39,6 @@ def recorder(app: RheaApp) -> list[tuple[str, dict[str, object]]]:
 
     app.notify = record  # type: ignore[method-assign]
     return said
-
-
-async def goto(pilot, handle: str) -> RunsTable:  # type: ignore[no-untyped-def]
-    table = pilot.app.screen.query_one(RunsTable)
-    await wait_for(pilot, lambda: handle in table._layout)
-    table.move_cursor(row=table._layout.index(handle))
-    await pilot.pause()
-    return table
-
-
-def screen_text(app: RheaApp) -> str:
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 # --- 7. notifications -----------------------------------------------------------------------

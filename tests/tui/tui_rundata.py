@@ -164,3 +164,20 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0)
             raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.02)
     return time.monotonic() - start
+
+
+async def goto(pilot, handle: str) -> Any:  # type: ignore[no-untyped-def]
+    """Put the runs table's cursor on `handle` once it is listed; the table."""
+    from rhea_tui.widgets.runs_table import RunsTable
+
+    table = pilot.app.screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: handle in table._layout)
+    table.move_cursor(row=table._layout.index(handle))
+    await pilot.pause()
+    return table
+
+
+def screen_text(app: Any) -> str:
+    """The screen as plain text, line by line (what a terminal would show)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
